@@ -1,0 +1,275 @@
+// Byte buffer, bounds-checked reader and big-endian writer: the primitives every
+// AMQP encoder and decoder is written in.
+//
+// The reader never reads past its end. A failed read returns a zero value and
+// records the first error; decoders read a whole structure and check ok() once,
+// which keeps the hot path free of a branch per field.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <system_error>
+
+#include "warren/codec/error.hpp"
+
+namespace warren {
+
+using bytes_view = std::span<const std::uint8_t>;
+
+// A growable byte buffer that does not zero what it allocates. Writers append
+// to it; clear() keeps the capacity, so a warm buffer never allocates.
+class byte_buffer {
+ public:
+  byte_buffer() = default;
+  explicit byte_buffer(std::size_t capacity) { reserve(capacity); }
+  byte_buffer(const byte_buffer& o) { append(o.data(), o.size()); }
+  byte_buffer& operator=(const byte_buffer& o) {
+    if (this != &o) {
+      clear();
+      append(o.data(), o.size());
+    }
+    return *this;
+  }
+  byte_buffer(byte_buffer&& o) noexcept
+      : data_(std::move(o.data_)), size_(o.size_), capacity_(o.capacity_) {
+    o.size_ = o.capacity_ = 0;
+  }
+  byte_buffer& operator=(byte_buffer&& o) noexcept {
+    data_ = std::move(o.data_);
+    size_ = o.size_;
+    capacity_ = o.capacity_;
+    o.size_ = o.capacity_ = 0;
+    return *this;
+  }
+
+  std::uint8_t* data() noexcept { return data_.get(); }
+  const std::uint8_t* data() const noexcept { return data_.get(); }
+  std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  bool empty() const noexcept { return size_ == 0; }
+  bytes_view view() const noexcept { return {data_.get(), size_}; }
+  std::string_view str() const noexcept {
+    return {reinterpret_cast<const char*>(data_.get()), size_};
+  }
+
+  void clear() noexcept { size_ = 0; }
+  void reserve(std::size_t n) {
+    if (n > capacity_) regrow(n);
+  }
+  // Appends n uninitialised bytes and returns where they start.
+  std::uint8_t* extend(std::size_t n) {
+    if (capacity_ - size_ < n) regrow(size_ + n);
+    std::uint8_t* p = data_.get() + size_;
+    size_ += n;
+    return p;
+  }
+  void append(const void* p, std::size_t n) {
+    if (n != 0) std::memcpy(extend(n), p, n);
+  }
+  void resize(std::size_t n) {
+    reserve(n);
+    size_ = n;
+  }
+  // Drops the first n bytes, moving the rest to the front.
+  void consume(std::size_t n) noexcept {
+    if (n >= size_) {
+      size_ = 0;
+      return;
+    }
+    std::memmove(data_.get(), data_.get() + n, size_ - n);
+    size_ -= n;
+  }
+
+ private:
+  void regrow(std::size_t need) {
+    std::size_t cap = capacity_ < 64 ? 64 : capacity_;
+    while (cap < need) cap = cap * 2 > cap ? cap * 2 : need;
+    std::unique_ptr<std::uint8_t[]> p(new std::uint8_t[cap]);
+    if (size_ != 0) std::memcpy(p.get(), data_.get(), size_);
+    data_ = std::move(p);
+    capacity_ = cap;
+  }
+
+  std::unique_ptr<std::uint8_t[]> data_;
+  std::size_t size_ = 0;
+  std::size_t capacity_ = 0;
+};
+
+namespace detail {
+inline void store16(std::uint8_t* p, std::uint16_t v) noexcept {
+  p[0] = static_cast<std::uint8_t>(v >> 8);
+  p[1] = static_cast<std::uint8_t>(v);
+}
+inline void store32(std::uint8_t* p, std::uint32_t v) noexcept {
+  v = __builtin_bswap32(v);
+  std::memcpy(p, &v, 4);
+}
+inline void store64(std::uint8_t* p, std::uint64_t v) noexcept {
+  v = __builtin_bswap64(v);
+  std::memcpy(p, &v, 8);
+}
+inline std::uint16_t load16(const std::uint8_t* p) noexcept {
+  return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
+}
+inline std::uint32_t load32(const std::uint8_t* p) noexcept {
+  std::uint32_t v;
+  std::memcpy(&v, p, 4);
+  return __builtin_bswap32(v);
+}
+inline std::uint64_t load64(const std::uint8_t* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return __builtin_bswap64(v);
+}
+}  // namespace detail
+
+// Reads big-endian values from a byte range. Never reads past the end: a read
+// that would fails, returns zero/empty and leaves the reader failed.
+class reader {
+ public:
+  reader() = default;
+  reader(const std::uint8_t* p, std::size_t n) noexcept : p_(p), end_(p + n) {}
+  explicit reader(bytes_view s) noexcept : reader(s.data(), s.size()) {}
+
+  bool ok() const noexcept { return !error_; }
+  std::error_code error() const noexcept { return error_; }
+  void fail(std::error_code ec) noexcept {
+    if (!error_) error_ = ec;
+    p_ = end_;
+  }
+  std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+  bool empty() const noexcept { return p_ == end_; }
+  const std::uint8_t* position() const noexcept { return p_; }
+
+  std::uint8_t u8() noexcept {
+    if (!need(1)) return 0;
+    return *p_++;
+  }
+  std::uint16_t u16() noexcept {
+    if (!need(2)) return 0;
+    auto v = detail::load16(p_);
+    p_ += 2;
+    return v;
+  }
+  std::uint32_t u32() noexcept {
+    if (!need(4)) return 0;
+    auto v = detail::load32(p_);
+    p_ += 4;
+    return v;
+  }
+  std::uint64_t u64() noexcept {
+    if (!need(8)) return 0;
+    auto v = detail::load64(p_);
+    p_ += 8;
+    return v;
+  }
+  std::int8_t i8() noexcept { return static_cast<std::int8_t>(u8()); }
+  std::int16_t i16() noexcept { return static_cast<std::int16_t>(u16()); }
+  std::int32_t i32() noexcept { return static_cast<std::int32_t>(u32()); }
+  std::int64_t i64() noexcept { return static_cast<std::int64_t>(u64()); }
+  float f32() noexcept {
+    std::uint32_t b = u32();
+    float f;
+    std::memcpy(&f, &b, 4);
+    return f;
+  }
+  double f64() noexcept {
+    std::uint64_t b = u64();
+    double d;
+    std::memcpy(&d, &b, 8);
+    return d;
+  }
+  // Views into the underlying bytes: valid as long as they are.
+  bytes_view bytes(std::size_t n) noexcept {
+    if (!need(n)) return {};
+    bytes_view v(p_, n);
+    p_ += n;
+    return v;
+  }
+  std::string_view shortstr() noexcept { return chars(u8()); }
+  std::string_view longstr() noexcept { return chars(u32()); }
+
+ private:
+  bool need(std::size_t n) noexcept {
+    if (static_cast<std::size_t>(end_ - p_) >= n) return true;
+    fail(errc::truncated);
+    return false;
+  }
+  std::string_view chars(std::size_t n) noexcept {
+    if (!need(n)) return {};
+    std::string_view v(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return v;
+  }
+
+  const std::uint8_t* p_ = nullptr;
+  const std::uint8_t* end_ = nullptr;
+  std::error_code error_;
+};
+
+// Appends big-endian values to a byte_buffer. Values that cannot be encoded
+// (a shortstr over 255 bytes...) fail the writer; check ok() when done.
+class writer {
+ public:
+  explicit writer(byte_buffer& out) noexcept : out_(&out) {}
+
+  bool ok() const noexcept { return !error_; }
+  std::error_code error() const noexcept { return error_; }
+  void fail(std::error_code ec) noexcept {
+    if (!error_) error_ = ec;
+  }
+  byte_buffer& buffer() noexcept { return *out_; }
+  std::size_t size() const noexcept { return out_->size(); }
+
+  void u8(std::uint8_t v) { *out_->extend(1) = v; }
+  void u16(std::uint16_t v) { detail::store16(out_->extend(2), v); }
+  void u32(std::uint32_t v) { detail::store32(out_->extend(4), v); }
+  void u64(std::uint64_t v) { detail::store64(out_->extend(8), v); }
+  void i8(std::int8_t v) { u8(static_cast<std::uint8_t>(v)); }
+  void i16(std::int16_t v) { u16(static_cast<std::uint16_t>(v)); }
+  void i32(std::int32_t v) { u32(static_cast<std::uint32_t>(v)); }
+  void i64(std::int64_t v) { u64(static_cast<std::uint64_t>(v)); }
+  void f32(float f) {
+    std::uint32_t b;
+    std::memcpy(&b, &f, 4);
+    u32(b);
+  }
+  void f64(double d) {
+    std::uint64_t b;
+    std::memcpy(&b, &d, 8);
+    u64(b);
+  }
+  void bytes(const void* p, std::size_t n) { out_->append(p, n); }
+  void shortstr(std::string_view s) {
+    if (s.size() > 255) {
+      fail(errc::string_too_long);
+      return;
+    }
+    std::uint8_t* p = out_->extend(1 + s.size());
+    *p = static_cast<std::uint8_t>(s.size());
+    if (!s.empty()) std::memcpy(p + 1, s.data(), s.size());
+  }
+  void longstr(std::string_view s) {
+    if (s.size() > 0xFFFFFFFFu) {
+      fail(errc::value_too_large);
+      return;
+    }
+    std::uint8_t* p = out_->extend(4 + s.size());
+    detail::store32(p, static_cast<std::uint32_t>(s.size()));
+    if (!s.empty()) std::memcpy(p + 4, s.data(), s.size());
+  }
+  // Overwrites a u32 already written at an absolute offset (length prefixes).
+  void patch_u32(std::size_t offset, std::uint32_t v) noexcept {
+    detail::store32(out_->data() + offset, v);
+  }
+
+ private:
+  byte_buffer* out_;
+  std::error_code error_;
+};
+
+}  // namespace warren
