@@ -38,6 +38,8 @@ class warren_category_impl final : public std::error_category {
       case errc::blocked_timeout: return "connection blocked by the broker past the deadline";
       case errc::not_in_confirm_mode: return "channel is not in confirm mode";
       case errc::consumer_cancelled: return "consumer cancelled by the broker";
+      case errc::message_too_large: return "message body larger than the client accepts";
+      case errc::publish_too_large: return "message larger than the broker accepts";
     }
     return "warren error " + std::to_string(ev);
   }

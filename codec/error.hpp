@@ -41,6 +41,8 @@ enum class errc {
   blocked_timeout,        // a publish waited too long on a blocked connection
   not_in_confirm_mode,    // a confirm outcome was asked for without confirm.select
   consumer_cancelled,     // the broker cancelled the consumer (queue deleted...)
+  message_too_large,      // a content header declares a body over the client's limit
+  publish_too_large,      // a message over the broker's max message size
 };
 
 const std::error_category& warren_category() noexcept;

@@ -1,0 +1,88 @@
+// The wire layer under the client: content headers, content assembly (method +
+// header + body frames into one message) and the publish encoder.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "warren/codec/bytes.hpp"
+#include "warren/codec/frame.hpp"
+#include "warren/proto/methods.hpp"
+#include "warren/proto/properties.hpp"
+
+namespace warren {
+
+// The payload of a content header frame: class, weight (always 0), body size,
+// then the class's properties.
+struct content_header {
+  std::uint16_t class_id = basic_class_id;
+  std::uint64_t body_size = 0;
+  basic_properties properties;
+};
+
+// Fails with truncated, bad_content_header (a class other than basic, bad
+// flags) or trailing_bytes.
+std::error_code decode_content_header(bytes_view payload, content_header& out);
+void encode_content_header(writer& w, std::uint64_t body_size, const basic_properties& props);
+
+// Collects the header and body frames that follow a content-carrying method
+// (basic.deliver, basic.get-ok, basic.return) into one body.
+//
+// Memory follows the bytes that actually arrive: the declared body size is
+// checked against max_body_size but never reserved for up front beyond a
+// small bound, so a header that lies about its size cannot force a large
+// allocation.
+class content_assembler {
+ public:
+  enum class state { idle, want_header, want_body };
+
+  explicit content_assembler(std::uint64_t max_body_size = 512ull << 20) noexcept
+      : max_body_size_(max_body_size) {}
+
+  state current() const noexcept { return state_; }
+  bool idle() const noexcept { return state_ == state::idle; }
+
+  // A content-carrying method arrived: the next frame on the channel must be
+  // its content header.
+  void expect_header() noexcept { state_ = state::want_header; }
+
+  // Returns true once the whole body is in (at once for an empty body).
+  bool on_header(bytes_view payload, std::error_code& ec);
+  bool on_body(bytes_view payload, std::error_code& ec);
+
+  // The completed message; leaves the assembler idle for the next one.
+  basic_properties& properties() noexcept { return header_.properties; }
+  std::string take_body() noexcept;
+  void reset() noexcept;
+
+ private:
+  state state_ = state::idle;
+  content_header header_;
+  std::string body_;
+  std::uint64_t max_body_size_;
+};
+
+// Encodes basic.publish, its content header and the body, split into body
+// frames of at most frame_max bytes each, appended to one contiguous buffer.
+// Exactly one allocation-free append once the buffer is warm. On error
+// (shortstr too long, a content header bigger than frame_max) `out` is left as
+// it was.
+struct publish_frame_args {
+  std::uint16_t channel = 1;
+  std::string_view exchange;
+  std::string_view routing_key;
+  bool mandatory = false;
+  bool immediate = false;
+};
+
+std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
+                               const basic_properties& props, bytes_view body,
+                               std::uint32_t frame_max);
+
+inline bytes_view as_bytes(std::string_view s) noexcept {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace warren
