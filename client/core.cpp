@@ -1,0 +1,1122 @@
+#include "warren/client/core.hpp"
+
+#include <algorithm>
+
+#include "warren/client/sasl.hpp"
+#include "warren/client/version.hpp"
+
+namespace warren::detail {
+
+namespace {
+
+constexpr std::uint32_t negotiate_limit(std::uint32_t ours, std::uint32_t theirs,
+                                        std::uint32_t no_limit) {
+  // 0 means "no limit" on either side: the lower of the real limits wins.
+  if (ours == 0 && theirs == 0) return no_limit;
+  if (ours == 0) return theirs;
+  if (theirs == 0) return ours;
+  return std::min(ours, theirs);
+}
+
+op_result failed(const error_info& why) {
+  op_result r;
+  r.error = why;
+  return r;
+}
+
+op_result aborted() {
+  op_result r;
+  r.error.code = std::make_error_code(std::errc::operation_canceled);
+  r.error.text = "operation cancelled";
+  return r;
+}
+
+error_info info(std::error_code ec, std::string text = {}) {
+  error_info e;
+  e.code = ec;
+  e.text = text.empty() ? ec.message() : std::move(text);
+  return e;
+}
+
+template <class M>
+error_info from_close(const M& close) {
+  error_info e;
+  e.code = std::error_code(close.reply_code, amqp_category());
+  e.text = close.reply_text;
+  e.class_id = close.class_id;
+  e.method_id = close.method_id;
+  return e;
+}
+
+void complete(completion& c, op_result&& r) {
+  if (c) c.consume(std::move(r));
+}
+
+}  // namespace
+
+connection_core::connection_core(core_config cfg) : cfg_(std::move(cfg)) {
+  channels_.push_back(std::make_unique<channel_state>(cfg_.max_body_size));
+}
+
+void connection_core::start(completion on_open) {
+  on_open_ = std::move(on_open);
+  phase_ = phase::start;
+  output_.append(protocol_header.data(), protocol_header.size());
+}
+
+void connection_core::on_read(std::size_t n) {
+  parser_.commit(n);
+  if (n != 0) read_since_tick_ = true;
+  process_frames();
+}
+
+void connection_core::feed(bytes_view bytes) {
+  auto room = read_buffer(bytes.size());
+  if (!bytes.empty()) std::memcpy(room.data(), bytes.data(), bytes.size());
+  on_read(bytes.size());
+}
+
+void connection_core::take_output(byte_buffer& into) {
+  std::swap(into, output_);
+  output_.clear();
+  if (!into.empty()) wrote_since_tick_ = true;
+  notify_writable();
+}
+
+void connection_core::process_frames() {
+  frame_view f;
+  std::error_code ec;
+  while (phase_ != phase::closed) {
+    auto st = parser_.next(f, ec);
+    if (st == frame_parser::status::need_more) return;
+    if (st == frame_parser::status::error) {
+      if (ec == errc::protocol_mismatch)
+        fail_all(info(ec, "the server rejected AMQP 0-9-1 and answered with its own protocol header"));
+      else
+        protocol_error(reply_code::frame_error, ec, ec.message());
+      return;
+    }
+    on_frame(f);
+  }
+}
+
+void connection_core::on_frame(const frame_view& f) {
+  if (f.type == frame_type::heartbeat) {
+    if (f.channel != 0)
+      protocol_error(reply_code::command_invalid, errc::unexpected_frame,
+                     "heartbeat frame on a channel other than 0");
+    return;
+  }
+  if (f.channel == 0) {
+    if (f.type != frame_type::method) {
+      protocol_error(reply_code::command_invalid, errc::unexpected_frame,
+                     "content frame on channel 0");
+      return;
+    }
+    on_connection_method(f.payload);
+    return;
+  }
+  if (phase_ != phase::open && phase_ != phase::closing) {
+    protocol_error(reply_code::channel_error, errc::unexpected_frame,
+                   "channel frame before the connection is open");
+    return;
+  }
+  channel_state* c = find_channel(f.channel);
+  if (c == nullptr || c->state == channel_state::status::free) {
+    // A peer may finish frames it queued before our close-ok freed the id.
+    if (f.type == frame_type::method && (peek_method_key(f.payload) == channel_close_ok::key))
+      return;
+    protocol_error(reply_code::channel_error, errc::unexpected_frame,
+                   "frame on channel " + std::to_string(f.channel) + ", which is not open");
+    return;
+  }
+  if (phase_ == phase::closing) return;  // only connection.close-ok matters now
+  std::error_code ec;
+  switch (f.type) {
+    case frame_type::method:
+      if (!c->content.idle()) {
+        protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
+                       "method frame in the middle of a message's content");
+        return;
+      }
+      on_channel_method(f.channel, *c, f.payload);
+      return;
+    case frame_type::header:
+      if (c->content.on_header(f.payload, ec)) on_content_complete(f.channel, *c);
+      break;
+    case frame_type::body:
+      if (c->content.on_body(f.payload, ec)) on_content_complete(f.channel, *c);
+      break;
+    default: break;
+  }
+  if (ec) {
+    auto code = ec == errc::unexpected_frame ? reply_code::unexpected_frame : reply_code::frame_error;
+    protocol_error(code, ec, ec.message());
+  }
+}
+
+void connection_core::send_start_ok(const connection_start& start) {
+  server_properties_ = start.server_properties;
+  if (start.version_major != 0 || start.version_minor != 9) {
+    fail_all(info(errc::protocol_mismatch, "the server offers AMQP " +
+                                               std::to_string(start.version_major) + "-" +
+                                               std::to_string(start.version_minor)));
+    return;
+  }
+  sasl_mechanism mech{};
+  if (auto ec = choose_mechanism(start.mechanisms, cfg_.params.auth_mechanism, mech)) {
+    fail_all(info(ec, "the server offers SASL mechanisms '" + start.mechanisms +
+                          "', none of which the client is set to use"));
+    return;
+  }
+  connection_start_ok ok;
+  field_table caps;
+  for (const char* cap : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+                          "consumer_cancel_notify", "connection.blocked",
+                          "authentication_failure_close", "per_consumer_qos"})
+    caps.add(cap, true);
+  ok.client_properties.add("product", "warren")
+      .add("version", std::string(version_string))
+      .add("platform", "C++20, standalone Asio")
+      .add("information", "AMQP 0-9-1 client")
+      .add("capabilities", std::move(caps));
+  if (!cfg_.connection_name.empty())
+    ok.client_properties.add("connection_name", cfg_.connection_name);
+  ok.mechanism = std::string(sasl_mechanism_name(mech));
+  ok.response = sasl_response(mech, cfg_.params.username, cfg_.params.password);
+  ok.locale = "en_US";
+  encode_method_frame(output_, 0, ok);
+  phase_ = phase::tune;
+}
+
+void connection_core::on_tune(const connection_tune& tune) {
+  channel_max_ = static_cast<std::uint16_t>(
+      negotiate_limit(cfg_.params.channel_max, tune.channel_max, 0xFFFF));
+  frame_max_ = negotiate_limit(cfg_.params.frame_max, tune.frame_max, 0);
+  if (frame_max_ != 0 && frame_max_ < frame_min_size) frame_max_ = frame_min_size;
+  // Heartbeats: the client's explicit 0 turns them off; otherwise the lower
+  // non-zero interval wins.
+  if (cfg_.params.heartbeat == 0)
+    heartbeat_ = 0;
+  else
+    heartbeat_ = static_cast<std::uint16_t>(negotiate_limit(cfg_.params.heartbeat, tune.heartbeat, 0));
+  parser_.set_frame_max(frame_max_ == 0 ? 0xFFFFFFFFu : frame_max_);
+
+  connection_tune_ok ok;
+  ok.channel_max = channel_max_;
+  ok.frame_max = frame_max_;
+  ok.heartbeat = heartbeat_;
+  encode_method_frame(output_, 0, ok);
+  connection_open open;
+  open.virtual_host = cfg_.params.vhost;
+  encode_method_frame(output_, 0, open);
+  phase_ = phase::opening;
+}
+
+void connection_core::on_connection_method(bytes_view payload) {
+  any_method m;
+  if (auto ec = decode_method(payload, m)) {
+    protocol_error(ec == errc::unknown_class || ec == errc::unknown_method
+                       ? reply_code::command_invalid
+                       : reply_code::syntax_error,
+                   ec, "connection method: " + ec.message());
+    return;
+  }
+  const std::uint32_t key = peek_method_key(payload);
+  auto wrong_phase = [&] {
+    protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
+                   std::string(find_method(key >> 16, key & 0xFFFF)->name) +
+                       " is not expected now");
+  };
+  switch (key) {
+    case connection_start::key:
+      if (phase_ != phase::start) return wrong_phase();
+      send_start_ok(std::get<connection_start>(m));
+      return;
+    case connection_secure::key:
+      fail_all(info(errc::no_common_mechanism,
+                    "the server sent a SASL challenge; the client's mechanisms have none"));
+      return;
+    case connection_tune::key:
+      if (phase_ != phase::tune) return wrong_phase();
+      on_tune(std::get<connection_tune>(m));
+      return;
+    case connection_open_ok::key: {
+      if (phase_ != phase::opening) return wrong_phase();
+      phase_ = phase::open;
+      op_result ok;
+      complete(on_open_, std::move(ok));
+      return;
+    }
+    case connection_close::key: {
+      const auto& close = std::get<connection_close>(m);
+      error_info why = from_close(close);
+      // With authentication_failure_close the broker answers bad credentials
+      // with connection.close instead of dropping the socket.
+      if (phase_ == phase::tune) {
+        why.code = errc::authentication_failed;
+      }
+      encode_method_frame(output_, 0, connection_close_ok{});
+      if (phase_ == phase::closing) {
+        // Both sides closed at once: our close is answered by theirs.
+        phase_ = phase::closed;
+        op_result ok;
+        complete(close_waiter_.done, std::move(ok));
+      }
+      fail_all(why);
+      return;
+    }
+    case connection_close_ok::key: {
+      if (phase_ != phase::closing) return wrong_phase();
+      phase_ = phase::closed;
+      op_result ok;
+      complete(close_waiter_.done, std::move(ok));
+      fail_all(close_reason_);
+      return;
+    }
+    case connection_blocked::key:
+      blocked_ = true;
+      events_.push_back({connection_event_kind::blocked, std::get<connection_blocked>(m).reason});
+      break;
+    case connection_unblocked::key:
+      blocked_ = false;
+      events_.push_back({connection_event_kind::unblocked, {}});
+      notify_writable();
+      break;
+    case connection_update_secret_ok::key:
+      on_reply(0, *channels_[0], key, std::move(m));
+      return;
+    default:
+      protocol_error(reply_code::command_invalid, errc::unexpected_frame,
+                     method_name(key >> 16, key & 0xFFFF) + " on channel 0");
+      return;
+  }
+  if (event_waiter_.done && !events_.empty()) {
+    op_result r;
+    r.event = std::move(events_.front());
+    events_.pop_front();
+    complete(event_waiter_.done, std::move(r));
+  }
+}
+
+void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, bytes_view payload) {
+  const std::uint32_t key = peek_method_key(payload);
+  std::error_code ec;
+  switch (key) {
+    case basic_deliver::key:
+      ec = decode_method_as(payload, c.deliver);
+      if (!ec) {
+        c.content_for = channel_state::target::deliver;
+        c.content.expect_header();
+      }
+      break;
+    case basic_ack::key: {
+      basic_ack a;
+      ec = decode_method_as(payload, a);
+      if (!ec) on_confirm(c, a.delivery_tag, a.multiple, true);
+      break;
+    }
+    case basic_nack::key: {
+      basic_nack n;
+      ec = decode_method_as(payload, n);
+      if (!ec) on_confirm(c, n.delivery_tag, n.multiple, false);
+      break;
+    }
+    case basic_return::key:
+      ec = decode_method_as(payload, c.returned);
+      if (!ec) {
+        c.content_for = channel_state::target::returned;
+        c.content.expect_header();
+      }
+      break;
+    case basic_get_ok::key:
+      if (c.requests.empty() || c.requests.front().key != basic_get::key) {
+        protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
+                       "basic.get-ok without a basic.get");
+        return;
+      }
+      ec = decode_method_as(payload, c.get_ok);
+      if (!ec) {
+        c.content_for = channel_state::target::get_ok;
+        c.content.expect_header();
+      }
+      break;
+    case channel_close::key: {
+      channel_close close;
+      ec = decode_method_as(payload, close);
+      if (ec) break;
+      encode_method_frame(output_, ch, channel_close_ok{});
+      error_info why = from_close(close);
+      if (c.state == channel_state::status::closing && !c.requests.empty() &&
+          c.requests.back().key == channel_close::key) {
+        // Closed from both sides at once: theirs answers ours.
+        op_result ok;
+        complete(c.requests.back().done, std::move(ok));
+        c.requests.pop_back();
+      }
+      fail_channel(ch, why);
+      return;
+    }
+    case channel_flow::key: {
+      channel_flow flow;
+      ec = decode_method_as(payload, flow);
+      if (ec) break;
+      c.flow_active = flow.active;
+      channel_flow_ok ok;
+      ok.active = flow.active;
+      encode_method_frame(output_, ch, ok);
+      if (flow.active) notify_writable();
+      return;
+    }
+    case basic_cancel::key: {
+      // consumer_cancel_notify: the broker ended a consumer (its queue went away).
+      basic_cancel cancel;
+      ec = decode_method_as(payload, cancel);
+      if (ec) break;
+      if (auto it = c.consumers.find(cancel.consumer_tag); it != c.consumers.end()) {
+        auto consumer = it->second;
+        c.consumers.erase(it);
+        consumer->end_reason = info(errc::consumer_cancelled,
+                                    "the broker cancelled consumer '" + cancel.consumer_tag + "'");
+        consumer->state = consumer_state::status::ended;
+        if (consumer->buffer.empty() && consumer->waiter) {
+          op_result r;
+          complete(consumer->waiter, std::move(r));
+        }
+      }
+      if (!cancel.no_wait) {
+        basic_cancel_ok ok;
+        ok.consumer_tag = cancel.consumer_tag;
+        encode_method_frame(output_, ch, ok);
+      }
+      return;
+    }
+    default: {
+      any_method m;
+      ec = decode_method(payload, m);
+      if (ec) break;
+      on_reply(ch, c, key, std::move(m));
+      return;
+    }
+  }
+  if (ec) {
+    protocol_error(ec == errc::unknown_class || ec == errc::unknown_method
+                       ? reply_code::command_invalid
+                       : reply_code::syntax_error,
+                   ec, method_name(key >> 16, key & 0xFFFF) + ": " + ec.message());
+  }
+}
+
+void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t key,
+                               any_method&& m) {
+  if (c.requests.empty() || !c.requests.front().sent ||
+      std::find(c.requests.front().replies.begin(), c.requests.front().replies.end(), key) ==
+          c.requests.front().replies.end()) {
+    protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
+                   method_name(key >> 16, key & 0xFFFF) + " does not answer anything pending on channel " +
+                       std::to_string(ch));
+    return;
+  }
+  pending_request req = std::move(c.requests.front());
+  c.requests.pop_front();
+  switch (key) {
+    case channel_open_ok::key:
+      c.state = channel_state::status::open;
+      break;
+    case confirm_select_ok::key:
+      c.confirm_mode = true;
+      break;
+    case basic_consume_ok::key: {
+      const auto& tag = std::get<basic_consume_ok>(m).consumer_tag;
+      req.consumer->tag = tag;
+      req.consumer->channel = ch;
+      c.consumers[tag] = req.consumer;
+      if (req.done) {
+        req.consumer->state = consumer_state::status::active;
+      } else {
+        // The user gave up waiting: do not leave a consumer nobody reads.
+        req.consumer->state = consumer_state::status::cancelling;
+        basic_cancel cancel;
+        cancel.consumer_tag = tag;
+        cancel.no_wait = true;
+        encode_method_frame(output_, ch, cancel);
+        c.consumers.erase(tag);
+        req.consumer->state = consumer_state::status::ended;
+      }
+      break;
+    }
+    case basic_cancel_ok::key: {
+      const auto& tag = std::get<basic_cancel_ok>(m).consumer_tag;
+      if (auto it = c.consumers.find(tag); it != c.consumers.end()) {
+        auto consumer = it->second;
+        c.consumers.erase(it);
+        consumer->state = consumer_state::status::ended;
+        if (consumer->buffer.empty() && consumer->waiter) {
+          op_result r;
+          complete(consumer->waiter, std::move(r));
+        }
+      }
+      break;
+    }
+    default: break;
+  }
+  op_result r;
+  r.reply = std::move(m);
+  complete(req.done, std::move(r));
+  if (key == channel_close_ok::key) {
+    fail_channel(ch, info(errc::channel_closed, "channel closed by the client"));
+    return;
+  }
+  pump_requests(ch);
+}
+
+void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
+  message msg;
+  msg.properties = std::move(c.content.properties());
+  msg.body = c.content.take_body();
+  const auto target = c.content_for;
+  c.content_for = channel_state::target::none;
+  switch (target) {
+    case channel_state::target::deliver:
+      msg.consumer_tag = c.deliver.consumer_tag;
+      msg.delivery_tag = c.deliver.delivery_tag;
+      msg.redelivered = c.deliver.redelivered;
+      msg.exchange = c.deliver.exchange;
+      msg.routing_key = c.deliver.routing_key;
+      deliver(c, std::move(msg));
+      return;
+    case channel_state::target::get_ok: {
+      msg.delivery_tag = c.get_ok.delivery_tag;
+      msg.redelivered = c.get_ok.redelivered;
+      msg.exchange = c.get_ok.exchange;
+      msg.routing_key = c.get_ok.routing_key;
+      msg.message_count = c.get_ok.message_count;
+      pending_request req = std::move(c.requests.front());
+      c.requests.pop_front();
+      if (req.done) {
+        op_result r;
+        r.reply = c.get_ok;
+        r.msg = std::move(msg);
+        complete(req.done, std::move(r));
+      } else if (!req.consumer) {
+        // Nobody waits for this message any more: give it back to the queue.
+        basic_reject reject;
+        reject.delivery_tag = msg.delivery_tag;
+        reject.requeue = true;
+        encode_method_frame(output_, ch, reject);
+      }
+      pump_requests(ch);
+      return;
+    }
+    case channel_state::target::returned: {
+      returned_message r;
+      r.reply_code = c.returned.reply_code;
+      r.reply_text = c.returned.reply_text;
+      r.exchange = c.returned.exchange;
+      r.routing_key = c.returned.routing_key;
+      r.properties = std::move(msg.properties);
+      r.body = std::move(msg.body);
+      on_return(c, std::move(r));
+      return;
+    }
+    case channel_state::target::none: return;
+  }
+}
+
+void connection_core::deliver(channel_state& c, message&& m) {
+  auto it = c.consumers.find(m.consumer_tag);
+  if (it == c.consumers.end()) return;  // RabbitMQ sends none after cancel-ok
+  consumer_state& s = *it->second;
+  if (s.waiter) {
+    op_result r;
+    r.msg = std::move(m);
+    complete(s.waiter, std::move(r));
+    return;
+  }
+  s.buffer.push_back(std::move(m));
+  if (!s.full && s.buffer.size() >= s.capacity) {
+    s.full = true;
+    ++full_streams_;
+  }
+}
+
+void connection_core::next_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id,
+                                    completion done) {
+  if (!c->buffer.empty()) {
+    op_result r;
+    r.msg = std::move(c->buffer.front());
+    c->buffer.pop_front();
+    if (c->full && c->buffer.size() < c->capacity) {
+      c->full = false;
+      stream_drained(true);
+    }
+    done.consume(std::move(r));
+    return;
+  }
+  if (c->state == consumer_state::status::ended) {
+    op_result r;
+    if (c->end_reason.code != errc::consumer_cancelled) r.error = c->end_reason;
+    done.consume(std::move(r));
+    return;
+  }
+  if (c->waiter) {
+    done.consume(failed(info(std::make_error_code(std::errc::operation_in_progress),
+                             "another next() is already waiting on this consumer")));
+    return;
+  }
+  c->waiter = std::move(done);
+  c->waiter_id = id;
+}
+
+void connection_core::stream_drained(bool was_full) {
+  if (was_full && full_streams_ > 0) --full_streams_;
+}
+
+void connection_core::on_confirm(channel_state& c, std::uint64_t tag, bool multiple, bool ack) {
+  if (!c.confirm_mode) {
+    protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
+                   "basic.ack/nack on a channel not in confirm mode");
+    return;
+  }
+  const std::uint64_t last = c.next_sequence - 1;
+  if (tag > last || (!multiple && tag < c.confirm_base) || (!multiple && tag == 0)) {
+    protocol_error(reply_code::precondition_failed, errc::unexpected_frame,
+                   "confirm for unknown publish sequence number " + std::to_string(tag));
+    return;
+  }
+  const auto status = ack ? publish_status::acked : publish_status::nacked;
+  if (multiple) {
+    const std::uint64_t end = tag == 0 ? last : tag;
+    for (std::uint64_t s = c.confirm_base; s <= end && !c.confirms.empty(); ++s) {
+      confirm_entry& e = c.confirms[s - c.confirm_base];
+      if (!e.settled) settle(c, e, status);
+    }
+  } else {
+    confirm_entry& e = c.confirms[tag - c.confirm_base];
+    if (!e.settled) settle(c, e, status);
+  }
+  while (!c.confirms.empty() && c.confirms.front().settled) {
+    c.confirms.pop_front();
+    ++c.confirm_base;
+  }
+  while (!c.mandatory.empty() && c.mandatory.front().first < c.confirm_base)
+    c.mandatory.pop_front();
+  if (c.confirms.empty()) finish_confirm_waiters(c);
+}
+
+void connection_core::settle(channel_state& c, confirm_entry& e, publish_status status) {
+  e.settled = true;
+  if (status == publish_status::acked && e.outcome.status == publish_status::returned) {
+    ++c.tallies.returned;
+  } else {
+    e.outcome.status = status;
+    if (status == publish_status::acked)
+      ++c.tallies.acked;
+    else
+      ++c.tallies.nacked;
+  }
+  if (e.done) {
+    op_result r;
+    r.outcome = e.outcome;
+    complete(e.done, std::move(r));
+  }
+}
+
+void connection_core::finish_confirm_waiters(channel_state& c) {
+  if (c.confirm_waiters.empty()) return;
+  auto waiters = std::move(c.confirm_waiters);
+  c.confirm_waiters.clear();
+  op_result r;
+  r.summary = c.tallies;
+  c.tallies = {};
+  for (auto& w : waiters) {
+    op_result copy;
+    copy.summary = r.summary;
+    complete(w.done, std::move(copy));
+  }
+}
+
+void connection_core::on_return(channel_state& c, returned_message&& r) {
+  if (c.confirm_mode) {
+    // basic.return comes before the ack of the same publish; returns arrive
+    // in publish order, so the earliest unsettled mandatory publish to the
+    // same exchange and routing key is the one returned.
+    std::string where = r.exchange;
+    where.push_back('\0');
+    where += r.routing_key;
+    for (auto it = c.mandatory.begin(); it != c.mandatory.end(); ++it) {
+      if (it->first < c.confirm_base) continue;
+      confirm_entry& e = c.confirms[it->first - c.confirm_base];
+      if (e.settled || it->second != where) continue;
+      e.outcome.status = publish_status::returned;
+      e.outcome.reply_code = r.reply_code;
+      e.outcome.reply_text = r.reply_text;
+      c.mandatory.erase(it);
+      break;
+    }
+  }
+  if (c.return_waiter.done) {
+    op_result res;
+    res.returned = std::move(r);
+    complete(c.return_waiter.done, std::move(res));
+    return;
+  }
+  c.returns.push_back(std::move(r));
+  if (!c.returns_full && c.returns.size() >= cfg_.max_returns_buffered) {
+    c.returns_full = true;
+    ++full_streams_;
+  }
+}
+
+void connection_core::next_return(std::uint16_t ch, std::uint64_t id, completion done) {
+  channel_state* c = find_channel(ch);
+  if (c == nullptr || c->state == channel_state::status::free) {
+    done.consume(failed(channel_error(ch)));
+    return;
+  }
+  if (!c->returns.empty()) {
+    op_result r;
+    r.returned = std::move(c->returns.front());
+    c->returns.pop_front();
+    if (c->returns_full && c->returns.size() < cfg_.max_returns_buffered) {
+      c->returns_full = false;
+      stream_drained(true);
+    }
+    done.consume(std::move(r));
+    return;
+  }
+  if (c->return_waiter.done) {
+    done.consume(failed(info(std::make_error_code(std::errc::operation_in_progress),
+                             "another next_return() is already waiting")));
+    return;
+  }
+  c->return_waiter = {id, std::move(done)};
+}
+
+void connection_core::next_event(std::uint64_t id, completion done) {
+  if (!events_.empty()) {
+    op_result r;
+    r.event = std::move(events_.front());
+    events_.pop_front();
+    done.consume(std::move(r));
+    return;
+  }
+  if (phase_ == phase::closed) {
+    done.consume(failed(close_reason_));
+    return;
+  }
+  event_waiter_ = {id, std::move(done)};
+}
+
+connection_core::channel_state* connection_core::find_channel(std::uint16_t ch) noexcept {
+  return ch < channels_.size() ? channels_[ch].get() : nullptr;
+}
+const connection_core::channel_state* connection_core::find_channel(
+    std::uint16_t ch) const noexcept {
+  return ch < channels_.size() ? channels_[ch].get() : nullptr;
+}
+
+bool connection_core::channel_open(std::uint16_t ch) const noexcept {
+  const channel_state* c = find_channel(ch);
+  return phase_ == phase::open && c != nullptr && c->state == channel_state::status::open;
+}
+
+error_info connection_core::channel_error(std::uint16_t ch) const {
+  if (phase_ != phase::open) {
+    if (close_reason_) return close_reason_;
+    return info(errc::connection_closed, "connection is not open");
+  }
+  const channel_state* c = find_channel(ch);
+  if (c == nullptr) return info(errc::channel_closed, "no such channel");
+  if (c->state == channel_state::status::open) return {};
+  if (c->closed_reason) return c->closed_reason;
+  return info(errc::channel_closed);
+}
+
+std::error_code connection_core::check_channel(std::uint16_t ch) const {
+  if (phase_ != phase::open) return close_reason_ ? close_reason_.code : errc::connection_closed;
+  const channel_state* c = find_channel(ch);
+  if (ch == 0) return {};
+  if (c == nullptr || c->state != channel_state::status::open) return errc::channel_closed;
+  return {};
+}
+
+void connection_core::enqueue_request(std::uint16_t ch, std::uint32_t key,
+                                      std::span<const std::uint32_t> replies, byte_buffer frame,
+                                      std::uint64_t id, completion done,
+                                      std::shared_ptr<consumer_state> consumer) {
+  channel_state* c = find_channel(ch);
+  const bool opening = key == channel_open::key && c != nullptr &&
+                       c->state == channel_state::status::opening;
+  const bool closing = key == channel_close::key && c != nullptr &&
+                       c->state == channel_state::status::closing;
+  if (!opening && !closing && check_channel(ch)) {
+    done.consume(failed(channel_error(ch)));
+    return;
+  }
+  pending_request req;
+  req.id = id;
+  req.key = key;
+  req.replies = replies;
+  req.frame = std::move(frame);
+  req.done = std::move(done);
+  req.consumer = std::move(consumer);
+  c->requests.push_back(std::move(req));
+  pump_requests(ch);
+}
+
+void connection_core::pump_requests(std::uint16_t ch) {
+  channel_state* c = find_channel(ch);
+  if (c == nullptr || c->requests.empty() || c->requests.front().sent) return;
+  pending_request& req = c->requests.front();
+  output_.append(req.frame.data(), req.frame.size());
+  req.frame = byte_buffer();
+  req.sent = true;
+}
+
+std::uint16_t connection_core::open_channel(std::uint64_t id, completion done) {
+  if (phase_ != phase::open) {
+    done.consume(failed(channel_error(0)));
+    return 0;
+  }
+  const std::uint32_t limit = channel_max_ == 0 ? 0xFFFF : channel_max_;
+  std::uint16_t found = 0;
+  for (std::uint32_t i = 0; i < limit && found == 0; ++i) {
+    const std::uint32_t cand = (channel_hint_ - 1 + i) % limit + 1;
+    if (cand >= channels_.size() || channels_[cand]->state == channel_state::status::free)
+      found = static_cast<std::uint16_t>(cand);
+  }
+  if (found == 0) {
+    done.consume(failed(info(errc::channel_limit, "all " + std::to_string(limit) +
+                                                      " channels are in use")));
+    return 0;
+  }
+  channel_hint_ = static_cast<std::uint16_t>(found % limit + 1);
+  while (channels_.size() <= found)
+    channels_.push_back(std::make_unique<channel_state>(cfg_.max_body_size));
+  channels_[found] = std::make_unique<channel_state>(cfg_.max_body_size);
+  channels_[found]->state = channel_state::status::opening;
+  request(found, warren::channel_open{}, id, std::move(done));
+  return found;
+}
+
+void connection_core::close_channel(std::uint16_t ch, std::uint64_t id, completion done) {
+  channel_state* c = find_channel(ch);
+  if (ch == 0 || c == nullptr || c->state != channel_state::status::open || phase_ != phase::open) {
+    // Already closed: closing again is not an error.
+    op_result ok;
+    done.consume(std::move(ok));
+    return;
+  }
+  // Requests not yet sent will never be: fail them now.
+  error_info why = info(errc::channel_closed, "channel closed by the client");
+  while (c->requests.size() > 0 && !c->requests.back().sent) {
+    pending_request req = std::move(c->requests.back());
+    c->requests.pop_back();
+    complete(req.done, failed(why));
+  }
+  c->state = channel_state::status::closing;
+  c->closed_reason = why;
+  channel_close close;
+  close.reply_code = static_cast<std::uint16_t>(reply_code::reply_success);
+  close.reply_text = "closed by the client";
+  byte_buffer frame;
+  encode_method_frame(frame, ch, close);
+  enqueue_request(ch, channel_close::key, std::span<const std::uint32_t>(channel_close::responses),
+                  std::move(frame), id, std::move(done), nullptr);
+}
+
+void connection_core::consume(std::uint16_t ch, const basic_consume& m,
+                              std::shared_ptr<consumer_state> consumer, std::uint64_t id,
+                              completion done) {
+  byte_buffer frame;
+  encode_method_frame(frame, ch, m);
+  consumer->channel = ch;
+  enqueue_request(ch, basic_consume::key, std::span<const std::uint32_t>(basic_consume::responses),
+                  std::move(frame), id, std::move(done), std::move(consumer));
+}
+
+void connection_core::cancel(std::uint16_t ch, const std::string& tag, std::uint64_t id,
+                             completion done) {
+  channel_state* c = find_channel(ch);
+  if (c == nullptr || check_channel(ch)) {
+    op_result ok;  // the channel is gone, so is the consumer
+    done.consume(std::move(ok));
+    return;
+  }
+  auto it = c->consumers.find(tag);
+  if (it == c->consumers.end()) {
+    op_result ok;
+    done.consume(std::move(ok));
+    return;
+  }
+  it->second->state = consumer_state::status::cancelling;
+  basic_cancel m;
+  m.consumer_tag = tag;
+  request(ch, m, id, std::move(done));
+}
+
+void connection_core::confirm_select(std::uint16_t ch, std::uint64_t id, completion done) {
+  request(ch, warren::confirm_select{}, id, std::move(done));
+}
+
+bool connection_core::confirm_mode(std::uint16_t ch) const noexcept {
+  const channel_state* c = find_channel(ch);
+  return c != nullptr && c->confirm_mode;
+}
+
+std::uint64_t connection_core::unconfirmed(std::uint16_t ch) const noexcept {
+  const channel_state* c = find_channel(ch);
+  return c == nullptr ? 0 : c->confirms.size();
+}
+
+std::error_code connection_core::publish(const publish_frame_args& args,
+                                         const basic_properties& props, bytes_view body,
+                                         std::uint64_t id, completion done,
+                                         std::uint64_t* sequence) {
+  if (auto ec = check_channel(args.channel); ec || args.channel == 0)
+    return ec ? ec : errc::channel_closed;
+  channel_state& c = *channels_[args.channel];
+  if (auto ec = encode_publish(output_, args, props, body, frame_max_ == 0 ? 131072 : frame_max_))
+    return ec;
+  if (!c.confirm_mode) {
+    if (sequence) *sequence = 0;
+    return {};
+  }
+  const std::uint64_t seq = c.next_sequence++;
+  if (sequence) *sequence = seq;
+  confirm_entry e;
+  e.done = std::move(done);
+  e.id = id;
+  e.outcome.sequence = seq;
+  e.mandatory = args.mandatory;
+  c.confirms.push_back(std::move(e));
+  if (args.mandatory) {
+    std::string where(args.exchange);
+    where.push_back('\0');
+    where += args.routing_key;
+    c.mandatory.emplace_back(seq, std::move(where));
+  }
+  return {};
+}
+
+bool connection_core::writable(std::uint16_t ch) const noexcept {
+  const channel_state* c = find_channel(ch);
+  return phase_ == phase::open && !blocked_ && c != nullptr && c->flow_active &&
+         output_.size() < cfg_.output_high_water;
+}
+
+void connection_core::wait_writable(std::uint16_t ch, std::uint64_t id, completion done) {
+  channel_state* c = find_channel(ch);
+  if (auto ec = check_channel(ch); ec || c == nullptr) {
+    done.consume(failed(channel_error(ch)));
+    return;
+  }
+  if (writable(ch)) {
+    op_result ok;
+    done.consume(std::move(ok));
+    return;
+  }
+  c->writable_waiters.push_back({id, std::move(done)});
+}
+
+void connection_core::notify_writable() {
+  for (std::size_t ch = 1; ch < channels_.size(); ++ch) {
+    channel_state& c = *channels_[ch];
+    if (c.writable_waiters.empty() || !writable(static_cast<std::uint16_t>(ch))) continue;
+    auto waiters = std::move(c.writable_waiters);
+    c.writable_waiters.clear();
+    for (auto& w : waiters) {
+      op_result ok;
+      complete(w.done, std::move(ok));
+    }
+  }
+}
+
+void connection_core::wait_for_confirms(std::uint16_t ch, std::uint64_t id, completion done) {
+  channel_state* c = find_channel(ch);
+  if (check_channel(ch) || c == nullptr) {
+    done.consume(failed(channel_error(ch)));
+    return;
+  }
+  if (!c->confirm_mode) {
+    done.consume(failed(info(errc::not_in_confirm_mode)));
+    return;
+  }
+  if (c->confirms.empty()) {
+    op_result r;
+    r.summary = c->tallies;
+    c->tallies = {};
+    done.consume(std::move(r));
+    return;
+  }
+  c->confirm_waiters.push_back({id, std::move(done)});
+}
+
+void connection_core::close(std::uint16_t code, std::string text, std::uint64_t id,
+                            completion done) {
+  if (phase_ == phase::closed || phase_ == phase::idle) {
+    op_result ok;
+    done.consume(std::move(ok));
+    return;
+  }
+  if (phase_ == phase::closing) {
+    done.consume(failed(info(errc::connection_closed, "close already in progress")));
+    return;
+  }
+  error_info why = info(errc::connection_closed, "connection closed by the client");
+  connection_close m;
+  m.reply_code = code;
+  m.reply_text = std::move(text);
+  encode_method_frame(output_, 0, m);
+  close_waiter_ = {id, std::move(done)};
+  if (phase_ != phase::open) {
+    // Mid-handshake: nothing to wait for.
+    phase_ = phase::closed;
+    op_result ok;
+    complete(close_waiter_.done, std::move(ok));
+    fail_all(why);
+    return;
+  }
+  // Everything but close-ok is discarded from now on: fail what is pending.
+  for (std::size_t ch = 1; ch < channels_.size(); ++ch)
+    if (channels_[ch]->state != channel_state::status::free)
+      fail_channel(static_cast<std::uint16_t>(ch), why);
+  phase_ = phase::closing;
+  close_reason_ = why;
+}
+
+void connection_core::update_secret(std::string secret, std::string reason, std::uint64_t id,
+                                    completion done) {
+  connection_update_secret m;
+  m.new_secret = std::move(secret);
+  m.reason = std::move(reason);
+  request(0, m, id, std::move(done));
+}
+
+void connection_core::heartbeat_tick() {
+  if (heartbeat_ == 0 || (phase_ != phase::open && phase_ != phase::closing)) return;
+  if (!wrote_since_tick_ && output_.empty()) write_heartbeat(output_);
+  wrote_since_tick_ = false;
+  if (read_since_tick_ || reading_paused())
+    silent_ticks_ = 0;
+  else if (++silent_ticks_ >= 4)
+    fail_all(info(errc::heartbeat_timeout, "no data from the broker for " +
+                                               std::to_string(2 * heartbeat_) + " s"));
+  read_since_tick_ = false;
+}
+
+bool connection_core::cancel_op(std::uint64_t id) {
+  if (id == 0) return false;
+  auto abort = [](completion& c) { complete(c, aborted()); };
+  if (close_waiter_.id == id && close_waiter_.done) {
+    abort(close_waiter_.done);
+    return true;
+  }
+  if (event_waiter_.id == id && event_waiter_.done) {
+    abort(event_waiter_.done);
+    return true;
+  }
+  for (std::size_t ch = 0; ch < channels_.size(); ++ch) {
+    channel_state& c = *channels_[ch];
+    for (auto it = c.requests.begin(); it != c.requests.end(); ++it) {
+      if (it->id != id || !it->done) continue;
+      completion done = std::move(it->done);
+      // A request not sent yet is withdrawn; one on the wire stays so that
+      // its reply is still matched, just without anyone waiting.
+      if (!it->sent && it->key != channel_close::key && it->key != channel_open::key)
+        c.requests.erase(it);
+      abort(done);
+      return true;
+    }
+    for (auto& e : c.confirms)
+      if (e.id == id && e.done) {
+        abort(e.done);
+        return true;
+      }
+    for (auto* list : {&c.confirm_waiters, &c.writable_waiters})
+      for (auto it = list->begin(); it != list->end(); ++it)
+        if (it->id == id) {
+          completion done = std::move(it->done);
+          list->erase(it);
+          abort(done);
+          return true;
+        }
+    if (c.return_waiter.id == id && c.return_waiter.done) {
+      abort(c.return_waiter.done);
+      return true;
+    }
+    for (auto& [tag, consumer] : c.consumers)
+      if (consumer->waiter_id == id && consumer->waiter) {
+        abort(consumer->waiter);
+        return true;
+      }
+  }
+  return false;
+}
+
+void connection_core::fail_channel(std::uint16_t ch, const error_info& why) {
+  channel_state* c = find_channel(ch);
+  if (c == nullptr) return;
+  auto old = std::make_unique<channel_state>(cfg_.max_body_size);
+  std::swap(old, channels_[ch]);
+  channels_[ch]->closed_reason = why;
+  // channel 0 stays usable for connection-level requests until the end.
+  if (ch == 0) channels_[0]->state = channel_state::status::open;
+
+  for (auto& req : old->requests) {
+    if (req.consumer) {
+      req.consumer->state = consumer_state::status::ended;
+      req.consumer->end_reason = why;
+    }
+    complete(req.done, failed(why));
+  }
+  for (auto& e : old->confirms) complete(e.done, failed(why));
+  for (auto& w : old->confirm_waiters) complete(w.done, failed(why));
+  for (auto& w : old->writable_waiters) complete(w.done, failed(why));
+  complete(old->return_waiter.done, failed(why));
+  if (old->returns_full) stream_drained(true);
+  for (auto& [tag, consumer] : old->consumers) {
+    consumer->state = consumer_state::status::ended;
+    consumer->end_reason = why;
+    if (consumer->full) {
+      consumer->full = false;
+      stream_drained(true);
+    }
+    if (consumer->waiter) complete(consumer->waiter, failed(why));
+  }
+}
+
+void connection_core::fail_all(const error_info& why) {
+  if (phase_ != phase::closing || !close_reason_) close_reason_ = why;
+  phase_ = phase::closed;
+  complete(on_open_, failed(why));
+  complete(close_waiter_.done, failed(why));
+  for (std::size_t ch = 0; ch < channels_.size(); ++ch)
+    fail_channel(static_cast<std::uint16_t>(ch), why);
+  complete(event_waiter_.done, failed(why));
+  full_streams_ = 0;
+}
+
+void connection_core::protocol_error(reply_code code, std::error_code ec, std::string text) {
+  if (phase_ == phase::closed) return;
+  connection_close m;
+  m.reply_code = static_cast<std::uint16_t>(code);
+  m.reply_text = text.substr(0, 255);
+  encode_method_frame(output_, 0, m);
+  error_info why = info(ec, std::move(text));
+  fail_all(why);
+}
+
+void connection_core::on_transport_error(std::error_code ec, std::string text) {
+  if (phase_ == phase::closed) return;
+  if (phase_ == phase::closing) {
+    // The broker may drop the socket right after close-ok: that is a close.
+    op_result ok;
+    complete(close_waiter_.done, std::move(ok));
+  }
+  fail_all(info(errc::connection_lost,
+                text.empty() ? "connection lost: " + ec.message() : std::move(text)));
+}
+
+}  // namespace warren::detail

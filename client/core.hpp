@@ -1,0 +1,302 @@
+// The sans-io protocol core of a connection and its channels: bytes and calls
+// in, bytes and completions out. No sockets, no timers, no executors: the
+// driver (connection.cpp) moves bytes between the core and the socket and ticks
+// the heartbeat; unit tests script exchanges byte for byte.
+//
+// Completions are one-shot callables. The core calls them when an operation
+// finishes, possibly from inside on_read(); the driver wraps every user-facing
+// completion so that it only posts the resumption to the user's executor, so no
+// user code ever runs inside the frame parser.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "warren/client/types.hpp"
+#include "warren/client/unique_function.hpp"
+#include "warren/client/uri.hpp"
+#include "warren/client/wire.hpp"
+#include "warren/codec/frame.hpp"
+#include "warren/proto/methods.hpp"
+
+namespace warren::detail {
+
+enum class connection_event_kind : std::uint8_t { blocked, unblocked };
+struct connection_event {
+  connection_event_kind kind;
+  std::string reason;  // blocked: why the broker blocked publishers
+};
+
+struct op_result {
+  error_info error;
+  any_method reply;            // the method that answered a synchronous request
+  std::optional<message> msg;  // basic.get-ok, or the next delivery of a consumer
+  std::optional<returned_message> returned;  // next_return()
+  publish_outcome outcome;     // publish confirms
+  confirm_summary summary;     // wait_for_confirms()
+  std::optional<connection_event> event;  // next_event()
+};
+using completion = unique_function<void(op_result&&)>;
+
+// A consumer's delivery stream, shared by the core and the user's handle.
+struct consumer_state {
+  enum class status : std::uint8_t { starting, active, cancelling, ended };
+  std::string tag;
+  std::uint16_t channel = 0;
+  status state = status::starting;
+  std::size_t capacity = 1024;
+  std::deque<message> buffer;
+  completion waiter;
+  std::uint64_t waiter_id = 0;
+  bool full = false;      // counted in connection_core's paused-stream tally
+  error_info end_reason;  // set when the broker or a failure ended the stream
+};
+
+struct core_config {
+  connection_params params;
+  std::string connection_name;
+  std::uint64_t max_body_size = 512ull << 20;
+  // Past this many unsent bytes publishers wait for the socket to drain.
+  std::size_t output_high_water = 4u << 20;
+  std::size_t max_returns_buffered = 1024;
+};
+
+class connection_core {
+ public:
+  enum class phase : std::uint8_t { idle, start, tune, opening, open, closing, closed };
+
+  explicit connection_core(core_config cfg);
+  connection_core(const connection_core&) = delete;
+  connection_core& operator=(const connection_core&) = delete;
+
+  // ---- driver side -------------------------------------------------------
+
+  // Queues the protocol header; `on_open` completes after connection.open-ok
+  // (or with the reason the handshake failed).
+  void start(completion on_open);
+
+  std::span<std::uint8_t> read_buffer(std::size_t n) { return parser_.prepare(n); }
+  void on_read(std::size_t n);
+  void feed(bytes_view bytes);  // prepare + copy + on_read
+
+  bool has_output() const noexcept { return !output_.empty(); }
+  // Swaps the pending output into `into` (which should be empty) and wakes
+  // publishers waiting for room.
+  void take_output(byte_buffer& into);
+  const byte_buffer& output() const noexcept { return output_; }
+
+  // The connection stops reading while a consumer stream or the returns queue
+  // is full; it resumes when the user drains it.
+  bool reading_paused() const noexcept { return full_streams_ != 0; }
+
+  // The socket failed or the peer hung up.
+  void on_transport_error(std::error_code ec, std::string text = {});
+
+  // Negotiated heartbeat in seconds (0 = off). The driver calls
+  // heartbeat_tick() every interval/2; the core queues a heartbeat frame if
+  // nothing was written since the previous tick, and fails the connection
+  // after two intervals (four ticks) with nothing read.
+  std::uint16_t heartbeat() const noexcept { return heartbeat_; }
+  void heartbeat_tick();
+
+  phase current_phase() const noexcept { return phase_; }
+  bool is_open() const noexcept { return phase_ == phase::open; }
+  bool is_closed() const noexcept { return phase_ == phase::closed; }
+  const error_info& close_reason() const noexcept { return close_reason_; }
+
+  std::uint32_t frame_max() const noexcept { return frame_max_; }
+  std::uint16_t channel_max() const noexcept { return channel_max_; }
+  const field_table& server_properties() const noexcept { return server_properties_; }
+  bool blocked() const noexcept { return blocked_; }
+
+  // ---- user operations ---------------------------------------------------
+  // Every operation that completes later takes an id (from next_op_id()) so
+  // that cancel_op(id) can withdraw it.
+
+  std::uint64_t next_op_id() noexcept { return ++op_ids_; }
+  // Completes the operation with operation_aborted, if still pending. A
+  // synchronous request already on the wire stays tracked so that its reply
+  // is still matched; only its completion is dropped.
+  bool cancel_op(std::uint64_t id);
+
+  void close(std::uint16_t code, std::string text, std::uint64_t id, completion done);
+  void update_secret(std::string secret, std::string reason, std::uint64_t id, completion done);
+
+  // Picks a free channel id and sends channel.open; 0 if none is free.
+  std::uint16_t open_channel(std::uint64_t id, completion done);
+  void close_channel(std::uint16_t ch, std::uint64_t id, completion done);
+  bool channel_open(std::uint16_t ch) const noexcept;
+  // Why the channel is not open (empty while it is).
+  error_info channel_error(std::uint16_t ch) const;
+
+  // A synchronous request: sent when no other is outstanding on the channel;
+  // completes with the reply (or, for basic.get-ok, the message too).
+  template <class M>
+  void request(std::uint16_t ch, const M& m, std::uint64_t id, completion done) {
+    byte_buffer frame;
+    encode_method_frame(frame, ch, m);
+    enqueue_request(ch, M::key, std::span<const std::uint32_t>(M::responses), std::move(frame),
+                    id, std::move(done), nullptr);
+  }
+  // A method without a reply (ack, nack, reject, no-wait forms).
+  template <class M>
+  std::error_code send(std::uint16_t ch, const M& m) {
+    if (auto ec = check_channel(ch)) return ec;
+    encode_method_frame(output_, ch, m);
+    return {};
+  }
+
+  // basic.consume; `consumer` is registered under the broker's tag at consume-ok.
+  void consume(std::uint16_t ch, const basic_consume& m, std::shared_ptr<consumer_state> consumer,
+               std::uint64_t id, completion done);
+  void cancel(std::uint16_t ch, const std::string& tag, std::uint64_t id, completion done);
+  // Completes with the next delivery (msg set), or with msg empty once the
+  // stream has ended (consumer->end_reason tells why).
+  void next_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id, completion done);
+
+  // confirm.select: switches the channel into confirm mode at select-ok.
+  void confirm_select(std::uint16_t ch, std::uint64_t id, completion done);
+  bool confirm_mode(std::uint16_t ch) const noexcept;
+  std::uint64_t unconfirmed(std::uint16_t ch) const noexcept;
+
+  // Encodes a publish into the output. In confirm mode, `done` (may be empty)
+  // completes with the outcome and *sequence receives the sequence number.
+  std::error_code publish(const publish_frame_args& args, const basic_properties& props,
+                          bytes_view body, std::uint64_t id, completion done,
+                          std::uint64_t* sequence = nullptr);
+  // True while publishing may go on: not blocked by the broker, flow active,
+  // and the output below its high-water mark.
+  bool writable(std::uint16_t ch) const noexcept;
+  void wait_writable(std::uint16_t ch, std::uint64_t id, completion done);
+  // Completes once every publish so far on the channel is confirmed, with the
+  // tallies since the previous wait_for_confirms.
+  void wait_for_confirms(std::uint16_t ch, std::uint64_t id, completion done);
+
+  // basic.return messages of the channel, in arrival order.
+  void next_return(std::uint16_t ch, std::uint64_t id, completion done);
+  // connection.blocked / unblocked, in arrival order.
+  void next_event(std::uint64_t id, completion done);
+
+ private:
+  struct pending_request {
+    std::uint64_t id = 0;
+    std::uint32_t key = 0;
+    std::span<const std::uint32_t> replies;
+    byte_buffer frame;
+    completion done;
+    bool sent = false;
+    std::shared_ptr<consumer_state> consumer;  // basic.consume / basic.cancel
+  };
+  struct confirm_entry {
+    completion done;
+    std::uint64_t id = 0;
+    publish_outcome outcome;
+    bool settled = false;
+    bool mandatory = false;
+  };
+  struct waiter {
+    std::uint64_t id = 0;
+    completion done;
+  };
+  struct channel_state {
+    enum class status : std::uint8_t { free, opening, open, closing };
+    status state = status::free;
+    std::deque<pending_request> requests;
+    content_assembler content;
+    enum class target : std::uint8_t { none, deliver, get_ok, returned } content_for = target::none;
+    basic_deliver deliver;
+    basic_get_ok get_ok;
+    basic_return returned;
+    bool confirm_mode = false;
+    bool flow_active = true;
+    std::uint64_t next_sequence = 1;
+    std::uint64_t confirm_base = 1;  // sequence number of confirms.front()
+    std::deque<confirm_entry> confirms;
+    // Unsettled mandatory publishes: (sequence, exchange + '\0' + routing key).
+    std::deque<std::pair<std::uint64_t, std::string>> mandatory;
+    confirm_summary tallies;
+    std::vector<waiter> confirm_waiters;
+    std::unordered_map<std::string, std::shared_ptr<consumer_state>> consumers;
+    std::deque<returned_message> returns;
+    bool returns_full = false;
+    waiter return_waiter;
+    std::vector<waiter> writable_waiters;
+    error_info closed_reason;
+
+    explicit channel_state(std::uint64_t max_body) : content(max_body) {}
+  };
+
+  template <class M>
+  static void encode_method_frame(byte_buffer& out, std::uint16_t ch, const M& m) {
+    writer w(out);
+    const std::size_t start = begin_frame(w, frame_type::method, ch);
+    m.encode(w);
+    finish_frame(w, start);
+  }
+
+  void enqueue_request(std::uint16_t ch, std::uint32_t key, std::span<const std::uint32_t> replies,
+                       byte_buffer frame, std::uint64_t id, completion done,
+                       std::shared_ptr<consumer_state> consumer);
+  void pump_requests(std::uint16_t ch);
+  std::error_code check_channel(std::uint16_t ch) const;
+  channel_state* find_channel(std::uint16_t ch) noexcept;
+  const channel_state* find_channel(std::uint16_t ch) const noexcept;
+
+  void process_frames();
+  void on_frame(const frame_view& f);
+  void on_connection_method(bytes_view payload);
+  void on_channel_method(std::uint16_t ch, channel_state& c, bytes_view payload);
+  void on_content_complete(std::uint16_t ch, channel_state& c);
+  void on_reply(std::uint16_t ch, channel_state& c, std::uint32_t key, any_method&& m);
+  void on_confirm(channel_state& c, std::uint64_t tag, bool multiple, bool ack);
+  void settle(channel_state& c, confirm_entry& e, publish_status status);
+  void on_return(channel_state& c, returned_message&& r);
+  void deliver(channel_state& c, message&& m);
+
+  void send_start_ok(const connection_start& start);
+  void on_tune(const connection_tune& tune);
+
+  // A protocol violation by the peer: close the connection with `code`.
+  void protocol_error(reply_code code, std::error_code ec, std::string text);
+  // The connection is gone: fail everything pending with `why`.
+  void fail_all(const error_info& why);
+  // The channel is gone: fail what is pending on it and free its id.
+  void fail_channel(std::uint16_t ch, const error_info& why);
+  void finish_confirm_waiters(channel_state& c);
+  void notify_writable();
+  void stream_drained(bool was_full);
+
+  core_config cfg_;
+  phase phase_ = phase::idle;
+  frame_parser parser_;
+  byte_buffer output_;
+  std::uint64_t op_ids_ = 0;
+
+  std::uint16_t channel_max_ = 0;
+  std::uint32_t frame_max_ = frame_min_size;
+  std::uint16_t heartbeat_ = 0;
+  int silent_ticks_ = 0;
+  bool read_since_tick_ = false;
+  bool wrote_since_tick_ = false;
+  field_table server_properties_;
+  bool blocked_ = false;
+  std::size_t full_streams_ = 0;
+
+  completion on_open_;
+  waiter close_waiter_;
+  error_info close_reason_;
+  std::deque<connection_event> events_;
+  waiter event_waiter_;
+  std::vector<std::unique_ptr<channel_state>> channels_;  // index = channel id; 0 = connection
+  std::uint16_t channel_hint_ = 1;
+
+  friend struct core_test_access;
+};
+
+}  // namespace warren::detail

@@ -1,0 +1,164 @@
+// Public value types of the client: errors with diagnostics, messages,
+// publish outcomes and the option aggregates of each operation.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "warren/codec/error.hpp"
+#include "warren/codec/field.hpp"
+#include "warren/proto/constants.hpp"
+#include "warren/proto/properties.hpp"
+
+namespace warren {
+
+// What went wrong, with the broker's diagnostics when it closed a channel or
+// the connection: its reply text and the class/method ids of the method that
+// failed (0 when not applicable). `code` is in the "amqp" category for reply
+// codes (404, 406, 320...) and in the "warren" category for client errors.
+struct error_info {
+  std::error_code code;
+  std::string text;
+  std::uint16_t class_id = 0;
+  std::uint16_t method_id = 0;
+
+  explicit operator bool() const noexcept { return static_cast<bool>(code); }
+  // The AMQP reply code, or 0 for a client-side error.
+  std::uint16_t reply_code() const noexcept {
+    return code.category() == amqp_category() ? static_cast<std::uint16_t>(code.value()) : 0;
+  }
+  // "404 NOT_FOUND - no queue 'x' in vhost '/' (queue.declare)"-style text.
+  std::string describe() const;
+};
+
+// The one exception type the coroutine API throws.
+class error : public std::system_error {
+ public:
+  explicit error(error_info info);
+  const error_info& info() const noexcept { return info_; }
+  const std::string& reply_text() const noexcept { return info_.text; }
+  std::uint16_t reply_code() const noexcept { return info_.reply_code(); }
+  std::uint16_t class_id() const noexcept { return info_.class_id; }
+  std::uint16_t method_id() const noexcept { return info_.method_id; }
+
+ private:
+  error_info info_;
+};
+
+// A message delivered to a consumer or fetched with basic.get.
+struct message {
+  std::string consumer_tag;       // empty for basic.get
+  std::uint64_t delivery_tag = 0;
+  bool redelivered = false;
+  std::string exchange;
+  std::string routing_key;
+  std::uint32_t message_count = 0;  // basic.get: messages left in the queue
+  basic_properties properties;
+  std::string body;
+};
+
+// A mandatory publish the broker could not route, sent back with basic.return.
+struct returned_message {
+  std::uint16_t reply_code = 0;
+  std::string reply_text;
+  std::string exchange;
+  std::string routing_key;
+  basic_properties properties;
+  std::string body;
+};
+
+// What became of one publish.
+//   sent      the channel is not in confirm mode: the frames were handed to the socket
+//   acked     the broker took responsibility for the message
+//   nacked    the broker could not take it
+//   returned  the broker returned it as unroutable (mandatory) and then acked it
+enum class publish_status : std::uint8_t { sent, acked, nacked, returned };
+
+struct publish_outcome {
+  publish_status status = publish_status::sent;
+  std::uint64_t sequence = 0;  // the publish sequence number in confirm mode, else 0
+  std::uint16_t reply_code = 0;  // returned: the broker's reason (312 NO_ROUTE...)
+  std::string reply_text;
+};
+
+// Options of each operation, meant for designated initializers:
+//   ch.exchange_declare("logs", {.type = "fanout", .durable = true});
+
+struct exchange_declare_options {
+  std::string type = "direct";
+  bool passive = false;
+  bool durable = false;
+  bool auto_delete = false;
+  bool internal = false;
+  bool no_wait = false;
+  field_table arguments;
+};
+
+struct exchange_delete_options {
+  bool if_unused = false;
+  bool no_wait = false;
+};
+
+struct bind_options {
+  field_table arguments;
+  bool no_wait = false;
+};
+
+struct queue_declare_options {
+  bool passive = false;
+  bool durable = false;
+  bool exclusive = false;
+  bool auto_delete = false;
+  bool no_wait = false;
+  field_table arguments;
+};
+
+struct queue_declare_result {
+  std::string queue;
+  std::uint32_t message_count = 0;
+  std::uint32_t consumer_count = 0;
+};
+
+struct queue_delete_options {
+  bool if_unused = false;
+  bool if_empty = false;
+  bool no_wait = false;
+};
+
+struct qos_options {
+  std::uint16_t prefetch_count = 0;
+  std::uint32_t prefetch_size = 0;
+  bool global = false;
+};
+
+struct consume_options {
+  std::string consumer_tag;  // empty: the broker picks one
+  bool no_local = false;
+  bool no_ack = false;
+  bool exclusive = false;
+  field_table arguments;
+  // If non-zero, basic.qos(prefetch) is sent first (per consumer). The stream
+  // then buffers at most this many deliveries.
+  std::uint16_t prefetch = 0;
+  // The stream's bound when prefetch is 0 or no_ack is set. When a stream is
+  // full the connection stops reading from the socket until it drains.
+  std::size_t buffer = 1024;
+};
+
+struct publish_flags {
+  bool mandatory = false;
+  bool immediate = false;  // RabbitMQ refuses it (540 NOT_IMPLEMENTED)
+};
+
+// Tallies returned by wait_for_confirms().
+struct confirm_summary {
+  std::uint64_t acked = 0;
+  std::uint64_t nacked = 0;
+  std::uint64_t returned = 0;
+};
+
+}  // namespace warren
