@@ -58,8 +58,9 @@ connection_core::connection_core(core_config cfg) : cfg_(std::move(cfg)) {
   channels_.push_back(std::make_unique<channel_state>(cfg_.max_body_size));
 }
 
-void connection_core::start(completion on_open) {
+void connection_core::start(completion on_open, std::uint64_t id) {
   on_open_ = std::move(on_open);
+  open_id_ = id;
   phase_ = phase::start;
   output_.append(protocol_header.data(), protocol_header.size());
 }
@@ -121,6 +122,9 @@ void connection_core::on_frame(const frame_view& f) {
                    "channel frame before the connection is open");
     return;
   }
+  // After our connection.close only close/close-ok matter; close() already
+  // freed every channel, so frames still in flight on them are discarded.
+  if (phase_ == phase::closing) return;
   channel_state* c = find_channel(f.channel);
   if (c == nullptr || c->state == channel_state::status::free) {
     // A peer may finish frames it queued before our close-ok freed the id.
@@ -130,7 +134,6 @@ void connection_core::on_frame(const frame_view& f) {
                    "frame on channel " + std::to_string(f.channel) + ", which is not open");
     return;
   }
-  if (phase_ == phase::closing) return;  // only connection.close-ok matters now
   std::error_code ec;
   switch (f.type) {
     case frame_type::method:
@@ -602,6 +605,7 @@ void connection_core::on_confirm(channel_state& c, std::uint64_t tag, bool multi
   while (!c.mandatory.empty() && c.mandatory.front().first < c.confirm_base)
     c.mandatory.pop_front();
   if (c.confirms.empty()) finish_confirm_waiters(c);
+  if (!c.writable_waiters.empty()) notify_writable();
 }
 
 void connection_core::settle(channel_state& c, confirm_entry& e, publish_status status) {
@@ -874,12 +878,19 @@ std::error_code connection_core::publish(const publish_frame_args& args,
                                          const basic_properties& props, bytes_view body,
                                          std::uint64_t id, completion done,
                                          std::uint64_t* sequence) {
-  if (auto ec = check_channel(args.channel); ec || args.channel == 0)
-    return ec ? ec : errc::channel_closed;
+  if (check_channel(args.channel) || args.channel == 0) {
+    error_info why = channel_error(args.channel);
+    if (!why) why = info(errc::channel_closed);
+    complete(done, failed(why));
+    return why.code;
+  }
   channel_state& c = *channels_[args.channel];
-  if (auto ec = encode_publish(output_, args, props, body, frame_max_ == 0 ? 131072 : frame_max_))
+  if (auto ec = encode_publish(output_, args, props, body, frame_max_ == 0 ? 131072 : frame_max_)) {
+    complete(done, failed(info(ec)));
     return ec;
+  }
   if (!c.confirm_mode) {
+    complete(done, op_result{});
     if (sequence) *sequence = 0;
     return {};
   }
@@ -903,7 +914,12 @@ std::error_code connection_core::publish(const publish_frame_args& args,
 bool connection_core::writable(std::uint16_t ch) const noexcept {
   const channel_state* c = find_channel(ch);
   return phase_ == phase::open && !blocked_ && c != nullptr && c->flow_active &&
-         output_.size() < cfg_.output_high_water;
+         output_.size() < cfg_.output_high_water &&
+         (c->confirm_window == 0 || c->confirms.size() < c->confirm_window);
+}
+
+void connection_core::set_confirm_window(std::uint16_t ch, std::size_t window) noexcept {
+  if (channel_state* c = find_channel(ch)) c->confirm_window = window;
 }
 
 void connection_core::wait_writable(std::uint16_t ch, std::uint64_t id, completion done) {
@@ -1009,6 +1025,10 @@ void connection_core::heartbeat_tick() {
 bool connection_core::cancel_op(std::uint64_t id) {
   if (id == 0) return false;
   auto abort = [](completion& c) { complete(c, aborted()); };
+  if (open_id_ == id && on_open_) {
+    fail_all(aborted().error);
+    return true;
+  }
   if (close_waiter_.id == id && close_waiter_.done) {
     abort(close_waiter_.done);
     return true;

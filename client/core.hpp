@@ -78,8 +78,9 @@ class connection_core {
   // ---- driver side -------------------------------------------------------
 
   // Queues the protocol header; `on_open` completes after connection.open-ok
-  // (or with the reason the handshake failed).
-  void start(completion on_open);
+  // (or with the reason the handshake failed). Cancelling `id` aborts the
+  // connection.
+  void start(completion on_open, std::uint64_t id = 0);
 
   std::span<std::uint8_t> read_buffer(std::size_t n) { return parser_.prepare(n); }
   void on_read(std::size_t n);
@@ -163,10 +164,14 @@ class connection_core {
   // confirm.select: switches the channel into confirm mode at select-ok.
   void confirm_select(std::uint16_t ch, std::uint64_t id, completion done);
   bool confirm_mode(std::uint16_t ch) const noexcept;
+  // At most `window` unconfirmed publishes (0 = no bound): past it the
+  // channel is not writable() until confirms arrive.
+  void set_confirm_window(std::uint16_t ch, std::size_t window) noexcept;
   std::uint64_t unconfirmed(std::uint16_t ch) const noexcept;
 
   // Encodes a publish into the output. In confirm mode, `done` (may be empty)
   // completes with the outcome and *sequence receives the sequence number.
+  // On error nothing is queued and `done` completes with the error.
   std::error_code publish(const publish_frame_args& args, const basic_properties& props,
                           bytes_view body, std::uint64_t id, completion done,
                           std::uint64_t* sequence = nullptr);
@@ -217,6 +222,7 @@ class connection_core {
     bool flow_active = true;
     std::uint64_t next_sequence = 1;
     std::uint64_t confirm_base = 1;  // sequence number of confirms.front()
+    std::size_t confirm_window = 0;
     std::deque<confirm_entry> confirms;
     // Unsettled mandatory publishes: (sequence, exchange + '\0' + routing key).
     std::deque<std::pair<std::uint64_t, std::string>> mandatory;
@@ -289,6 +295,7 @@ class connection_core {
   std::size_t full_streams_ = 0;
 
   completion on_open_;
+  std::uint64_t open_id_ = 0;
   waiter close_waiter_;
   error_info close_reason_;
   std::deque<connection_event> events_;

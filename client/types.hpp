@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "warren/codec/error.hpp"
@@ -86,16 +87,21 @@ struct publish_outcome {
 };
 
 // Options of each operation, meant for designated initializers:
-//   ch.exchange_declare("logs", {.type = "fanout", .durable = true});
+//   co_await ch.exchange_declare("logs", {.type = "fanout", .durable = true});
+//
+// They are trivially destructible on purpose (views and a pointer to the
+// arguments table, never owning members): g++ 12 destroys a braced temporary
+// inside a co_await expression twice, which is harmless only for such types.
+// Strings and tables they point to must outlive the co_await.
 
 struct exchange_declare_options {
-  std::string type = "direct";
+  std::string_view type = "direct";
   bool passive = false;
   bool durable = false;
   bool auto_delete = false;
   bool internal = false;
   bool no_wait = false;
-  field_table arguments;
+  const field_table* arguments = nullptr;
 };
 
 struct exchange_delete_options {
@@ -104,7 +110,7 @@ struct exchange_delete_options {
 };
 
 struct bind_options {
-  field_table arguments;
+  const field_table* arguments = nullptr;
   bool no_wait = false;
 };
 
@@ -114,7 +120,7 @@ struct queue_declare_options {
   bool exclusive = false;
   bool auto_delete = false;
   bool no_wait = false;
-  field_table arguments;
+  const field_table* arguments = nullptr;
 };
 
 struct queue_declare_result {
@@ -136,11 +142,11 @@ struct qos_options {
 };
 
 struct consume_options {
-  std::string consumer_tag;  // empty: the broker picks one
+  std::string_view consumer_tag;  // empty: the broker picks one
   bool no_local = false;
   bool no_ack = false;
   bool exclusive = false;
-  field_table arguments;
+  const field_table* arguments = nullptr;
   // If non-zero, basic.qos(prefetch) is sent first (per consumer). The stream
   // then buffers at most this many deliveries.
   std::uint16_t prefetch = 0;

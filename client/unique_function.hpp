@@ -25,9 +25,11 @@ class unique_function<R(Args...)> {
   explicit operator bool() const noexcept { return static_cast<bool>(impl_); }
   R operator()(Args... args) { return impl_->call(std::forward<Args>(args)...); }
 
-  // Calls and empties: a one-shot completion cannot run twice.
+  // Calls and empties: a one-shot completion cannot run twice. Calling an
+  // empty one does nothing (fire-and-forget operations pass none).
   R consume(Args... args) {
     auto f = std::move(impl_);
+    if (!f) return R();
     return f->call(std::forward<Args>(args)...);
   }
 

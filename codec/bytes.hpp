@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 #include <system_error>
 
@@ -19,6 +20,63 @@
 namespace warren {
 
 using bytes_view = std::span<const std::uint8_t>;
+
+namespace detail {
+// memcpy for the short runs AMQP is full of (names, keys, tags, small bodies).
+// A call into the C library's memcpy costs a few nanoseconds however short the
+// copy; up to 64 bytes this copies inline with at most four overlapping 16-byte
+// (or two smaller) moves instead. Source and destination must not overlap.
+inline void copy_bytes(void* dst, const void* src, std::size_t n) noexcept {
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* s = static_cast<const unsigned char*>(src);
+  if (n > 64) {
+    std::memcpy(d, s, n);
+  } else if (n > 32) {
+    unsigned char a[16], b[16], c[16], e[16];
+    std::memcpy(a, s, 16);
+    std::memcpy(b, s + 16, 16);
+    std::memcpy(c, s + n - 32, 16);
+    std::memcpy(e, s + n - 16, 16);
+    std::memcpy(d, a, 16);
+    std::memcpy(d + 16, b, 16);
+    std::memcpy(d + n - 32, c, 16);
+    std::memcpy(d + n - 16, e, 16);
+  } else if (n > 16) {
+    unsigned char a[16], b[16];
+    std::memcpy(a, s, 16);
+    std::memcpy(b, s + n - 16, 16);
+    std::memcpy(d, a, 16);
+    std::memcpy(d + n - 16, b, 16);
+  } else if (n >= 8) {
+    std::uint64_t a, b;
+    std::memcpy(&a, s, 8);
+    std::memcpy(&b, s + n - 8, 8);
+    std::memcpy(d, &a, 8);
+    std::memcpy(d + n - 8, &b, 8);
+  } else if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, s, 4);
+    std::memcpy(&b, s + n - 4, 4);
+    std::memcpy(d, &a, 4);
+    std::memcpy(d + n - 4, &b, 4);
+  } else if (n != 0) {
+    const unsigned char a = s[0], b = s[n / 2], c = s[n - 1];
+    d[0] = a;
+    d[n / 2] = b;
+    d[n - 1] = c;
+  }
+}
+
+// s = v, reusing s's storage; v must not point into s.
+inline void assign_chars(std::string& s, std::string_view v) {
+  if (v.size() <= 64 && v.size() <= s.capacity()) {
+    s.resize(v.size());
+    copy_bytes(s.data(), v.data(), v.size());
+  } else {
+    s.assign(v);
+  }
+}
+}  // namespace detail
 
 // A growable byte buffer that does not zero what it allocates. Writers append
 // to it; clear() keeps the capacity, so a warm buffer never allocates.
@@ -68,7 +126,7 @@ class byte_buffer {
     return p;
   }
   void append(const void* p, std::size_t n) {
-    if (n != 0) std::memcpy(extend(n), p, n);
+    if (n != 0) detail::copy_bytes(extend(n), p, n);
   }
   void resize(std::size_t n) {
     reserve(n);
@@ -125,6 +183,28 @@ inline std::uint64_t load64(const std::uint8_t* p) noexcept {
   std::memcpy(&v, p, 8);
   return __builtin_bswap64(v);
 }
+
+// The first error a reader or writer hit. Kept as value and category rather
+// than as a std::error_code, whose default constructor calls into the C++
+// library for the system category: a reader made per frame would pay that
+// call every time.
+class first_error {
+ public:
+  explicit operator bool() const noexcept { return value_ != 0; }
+  std::error_code get() const noexcept {
+    return cat_ != nullptr ? std::error_code(value_, *cat_) : std::error_code();
+  }
+  void set(std::error_code ec) noexcept {
+    if (value_ == 0) {
+      value_ = ec.value();
+      cat_ = &ec.category();
+    }
+  }
+
+ private:
+  int value_ = 0;
+  const std::error_category* cat_ = nullptr;
+};
 }  // namespace detail
 
 // Reads big-endian values from a byte range. Never reads past the end: a read
@@ -136,9 +216,9 @@ class reader {
   explicit reader(bytes_view s) noexcept : reader(s.data(), s.size()) {}
 
   bool ok() const noexcept { return !error_; }
-  std::error_code error() const noexcept { return error_; }
+  std::error_code error() const noexcept { return error_.get(); }
   void fail(std::error_code ec) noexcept {
-    if (!error_) error_ = ec;
+    error_.set(ec);
     p_ = end_;
   }
   std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
@@ -192,6 +272,10 @@ class reader {
   }
   std::string_view shortstr() noexcept { return chars(u8()); }
   std::string_view longstr() noexcept { return chars(u32()); }
+  // The same, copied into `out` reusing its storage (empty on failure): what
+  // a decoder filling the same struct again and again wants.
+  void shortstr_into(std::string& out) { detail::assign_chars(out, shortstr()); }
+  void longstr_into(std::string& out) { detail::assign_chars(out, longstr()); }
 
  private:
   bool need(std::size_t n) noexcept {
@@ -208,7 +292,7 @@ class reader {
 
   const std::uint8_t* p_ = nullptr;
   const std::uint8_t* end_ = nullptr;
-  std::error_code error_;
+  detail::first_error error_;
 };
 
 // Appends big-endian values to a byte_buffer. Values that cannot be encoded
@@ -218,9 +302,9 @@ class writer {
   explicit writer(byte_buffer& out) noexcept : out_(&out) {}
 
   bool ok() const noexcept { return !error_; }
-  std::error_code error() const noexcept { return error_; }
+  std::error_code error() const noexcept { return error_.get(); }
   void fail(std::error_code ec) noexcept {
-    if (!error_) error_ = ec;
+    error_.set(ec);
   }
   byte_buffer& buffer() noexcept { return *out_; }
   std::size_t size() const noexcept { return out_->size(); }
@@ -251,7 +335,7 @@ class writer {
     }
     std::uint8_t* p = out_->extend(1 + s.size());
     *p = static_cast<std::uint8_t>(s.size());
-    if (!s.empty()) std::memcpy(p + 1, s.data(), s.size());
+    detail::copy_bytes(p + 1, s.data(), s.size());
   }
   void longstr(std::string_view s) {
     if (s.size() > 0xFFFFFFFFu) {
@@ -260,7 +344,7 @@ class writer {
     }
     std::uint8_t* p = out_->extend(4 + s.size());
     detail::store32(p, static_cast<std::uint32_t>(s.size()));
-    if (!s.empty()) std::memcpy(p + 4, s.data(), s.size());
+    detail::copy_bytes(p + 4, s.data(), s.size());
   }
   // Overwrites a u32 already written at an absolute offset (length prefixes).
   void patch_u32(std::size_t offset, std::uint32_t v) noexcept {
@@ -269,7 +353,7 @@ class writer {
 
  private:
   byte_buffer* out_;
-  std::error_code error_;
+  detail::first_error error_;
 };
 
 }  // namespace warren

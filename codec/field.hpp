@@ -60,8 +60,8 @@ struct field_array {
 struct field_table {
   std::vector<field_entry> entries;
 
-  bool empty() const noexcept { return entries.empty(); }
-  std::size_t size() const noexcept { return entries.size(); }
+  bool empty() const noexcept;
+  std::size_t size() const noexcept;
   const field_value* find(std::string_view name) const noexcept;
   field_value* find(std::string_view name) noexcept;
   field_table& set(std::string name, field_value value);
@@ -77,8 +77,9 @@ using field_variant =
 struct field_value : field_variant {
   using field_variant::field_variant;
   field_value() = default;
-  field_value(const char* s) : field_variant(std::string(s)) {}
-  field_value(std::string_view s) : field_variant(std::string(s)) {}
+  // Defined below, once field_entry is complete.
+  field_value(const char* s);
+  field_value(std::string_view s);
 
   const field_variant& variant() const noexcept { return *this; }
   field_variant& variant() noexcept { return *this; }
@@ -92,6 +93,12 @@ struct field_entry {
   field_value value;
   bool operator==(const field_entry&) const = default;
 };
+
+// These need field_entry complete (clang instantiates vector members eagerly).
+inline bool field_table::empty() const noexcept { return entries.empty(); }
+inline std::size_t field_table::size() const noexcept { return entries.size(); }
+inline field_value::field_value(const char* s) : field_variant(std::string(s)) {}
+inline field_value::field_value(std::string_view s) : field_variant(std::string(s)) {}
 
 inline bool field_array::operator==(const field_array& o) const { return items == o.items; }
 inline bool field_table::operator==(const field_table& o) const { return entries == o.entries; }

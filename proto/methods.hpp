@@ -71,8 +71,8 @@ struct connection_start {
     version_major = r.u8();
     version_minor = r.u8();
     decode_table(r, server_properties);
-    mechanisms.assign(r.longstr());
-    locales.assign(r.longstr());
+    r.longstr_into(mechanisms);
+    r.longstr_into(locales);
   }
 
   bool operator==(const connection_start&) const = default;
@@ -106,9 +106,9 @@ struct connection_start_ok {
 
   void decode_arguments(reader& r) {
     decode_table(r, client_properties);
-    mechanism.assign(r.shortstr());
-    response.assign(r.longstr());
-    locale.assign(r.shortstr());
+    r.shortstr_into(mechanism);
+    r.longstr_into(response);
+    r.shortstr_into(locale);
   }
 
   bool operator==(const connection_start_ok&) const = default;
@@ -135,7 +135,7 @@ struct connection_secure {
   }
 
   void decode_arguments(reader& r) {
-    challenge.assign(r.longstr());
+    r.longstr_into(challenge);
   }
 
   bool operator==(const connection_secure&) const = default;
@@ -162,7 +162,7 @@ struct connection_secure_ok {
   }
 
   void decode_arguments(reader& r) {
-    response.assign(r.longstr());
+    r.longstr_into(response);
   }
 
   bool operator==(const connection_secure_ok&) const = default;
@@ -257,7 +257,7 @@ struct connection_open {
   }
 
   void decode_arguments(reader& r) {
-    virtual_host.assign(r.shortstr());
+    r.shortstr_into(virtual_host);
     r.shortstr();
     r.u8();
   }
@@ -318,7 +318,7 @@ struct connection_close {
 
   void decode_arguments(reader& r) {
     reply_code = r.u16();
-    reply_text.assign(r.shortstr());
+    r.shortstr_into(reply_text);
     class_id = r.u16();
     method_id = r.u16();
   }
@@ -371,7 +371,7 @@ struct connection_blocked {
   }
 
   void decode_arguments(reader& r) {
-    reason.assign(r.shortstr());
+    r.shortstr_into(reason);
   }
 
   bool operator==(const connection_blocked&) const = default;
@@ -424,8 +424,8 @@ struct connection_update_secret {
   }
 
   void decode_arguments(reader& r) {
-    new_secret.assign(r.longstr());
-    reason.assign(r.shortstr());
+    r.longstr_into(new_secret);
+    r.shortstr_into(reason);
   }
 
   bool operator==(const connection_update_secret&) const = default;
@@ -593,7 +593,7 @@ struct channel_close {
 
   void decode_arguments(reader& r) {
     reply_code = r.u16();
-    reply_text.assign(r.shortstr());
+    r.shortstr_into(reply_text);
     class_id = r.u16();
     method_id = r.u16();
   }
@@ -658,8 +658,8 @@ struct exchange_declare {
 
   void decode_arguments(reader& r) {
     r.u16();
-    exchange.assign(r.shortstr());
-    type.assign(r.shortstr());
+    r.shortstr_into(exchange);
+    r.shortstr_into(type);
     {
       const std::uint8_t bits = r.u8();
       passive = (bits & 1u) != 0;
@@ -724,7 +724,7 @@ struct exchange_delete {
 
   void decode_arguments(reader& r) {
     r.u16();
-    exchange.assign(r.shortstr());
+    r.shortstr_into(exchange);
     {
       const std::uint8_t bits = r.u8();
       if_unused = (bits & 1u) != 0;
@@ -790,9 +790,9 @@ struct exchange_bind {
 
   void decode_arguments(reader& r) {
     r.u16();
-    destination.assign(r.shortstr());
-    source.assign(r.shortstr());
-    routing_key.assign(r.shortstr());
+    r.shortstr_into(destination);
+    r.shortstr_into(source);
+    r.shortstr_into(routing_key);
     {
       const std::uint8_t bits = r.u8();
       no_wait = (bits & 1u) != 0;
@@ -858,9 +858,9 @@ struct exchange_unbind {
 
   void decode_arguments(reader& r) {
     r.u16();
-    destination.assign(r.shortstr());
-    source.assign(r.shortstr());
-    routing_key.assign(r.shortstr());
+    r.shortstr_into(destination);
+    r.shortstr_into(source);
+    r.shortstr_into(routing_key);
     {
       const std::uint8_t bits = r.u8();
       no_wait = (bits & 1u) != 0;
@@ -926,7 +926,7 @@ struct queue_declare {
 
   void decode_arguments(reader& r) {
     r.u16();
-    queue.assign(r.shortstr());
+    r.shortstr_into(queue);
     {
       const std::uint8_t bits = r.u8();
       passive = (bits & 1u) != 0;
@@ -966,7 +966,7 @@ struct queue_declare_ok {
   }
 
   void decode_arguments(reader& r) {
-    queue.assign(r.shortstr());
+    r.shortstr_into(queue);
     message_count = r.u32();
     consumer_count = r.u32();
   }
@@ -1005,9 +1005,9 @@ struct queue_bind {
 
   void decode_arguments(reader& r) {
     r.u16();
-    queue.assign(r.shortstr());
-    exchange.assign(r.shortstr());
-    routing_key.assign(r.shortstr());
+    r.shortstr_into(queue);
+    r.shortstr_into(exchange);
+    r.shortstr_into(routing_key);
     {
       const std::uint8_t bits = r.u8();
       no_wait = (bits & 1u) != 0;
@@ -1071,9 +1071,9 @@ struct queue_unbind {
 
   void decode_arguments(reader& r) {
     r.u16();
-    queue.assign(r.shortstr());
-    exchange.assign(r.shortstr());
-    routing_key.assign(r.shortstr());
+    r.shortstr_into(queue);
+    r.shortstr_into(exchange);
+    r.shortstr_into(routing_key);
     decode_table(r, arguments);
   }
 
@@ -1129,7 +1129,7 @@ struct queue_purge {
 
   void decode_arguments(reader& r) {
     r.u16();
-    queue.assign(r.shortstr());
+    r.shortstr_into(queue);
     {
       const std::uint8_t bits = r.u8();
       no_wait = (bits & 1u) != 0;
@@ -1193,7 +1193,7 @@ struct queue_delete {
 
   void decode_arguments(reader& r) {
     r.u16();
-    queue.assign(r.shortstr());
+    r.shortstr_into(queue);
     {
       const std::uint8_t bits = r.u8();
       if_unused = (bits & 1u) != 0;
@@ -1324,8 +1324,8 @@ struct basic_consume {
 
   void decode_arguments(reader& r) {
     r.u16();
-    queue.assign(r.shortstr());
-    consumer_tag.assign(r.shortstr());
+    r.shortstr_into(queue);
+    r.shortstr_into(consumer_tag);
     {
       const std::uint8_t bits = r.u8();
       no_local = (bits & 1u) != 0;
@@ -1360,7 +1360,7 @@ struct basic_consume_ok {
   }
 
   void decode_arguments(reader& r) {
-    consumer_tag.assign(r.shortstr());
+    r.shortstr_into(consumer_tag);
   }
 
   bool operator==(const basic_consume_ok&) const = default;
@@ -1389,7 +1389,7 @@ struct basic_cancel {
   }
 
   void decode_arguments(reader& r) {
-    consumer_tag.assign(r.shortstr());
+    r.shortstr_into(consumer_tag);
     {
       const std::uint8_t bits = r.u8();
       no_wait = (bits & 1u) != 0;
@@ -1420,7 +1420,7 @@ struct basic_cancel_ok {
   }
 
   void decode_arguments(reader& r) {
-    consumer_tag.assign(r.shortstr());
+    r.shortstr_into(consumer_tag);
   }
 
   bool operator==(const basic_cancel_ok&) const = default;
@@ -1454,8 +1454,8 @@ struct basic_publish {
 
   void decode_arguments(reader& r) {
     r.u16();
-    exchange.assign(r.shortstr());
-    routing_key.assign(r.shortstr());
+    r.shortstr_into(exchange);
+    r.shortstr_into(routing_key);
     {
       const std::uint8_t bits = r.u8();
       mandatory = (bits & 1u) != 0;
@@ -1494,9 +1494,9 @@ struct basic_return {
 
   void decode_arguments(reader& r) {
     reply_code = r.u16();
-    reply_text.assign(r.shortstr());
-    exchange.assign(r.shortstr());
-    routing_key.assign(r.shortstr());
+    r.shortstr_into(reply_text);
+    r.shortstr_into(exchange);
+    r.shortstr_into(routing_key);
   }
 
   bool operator==(const basic_return&) const = default;
@@ -1531,14 +1531,14 @@ struct basic_deliver {
   }
 
   void decode_arguments(reader& r) {
-    consumer_tag.assign(r.shortstr());
+    r.shortstr_into(consumer_tag);
     delivery_tag = r.u64();
     {
       const std::uint8_t bits = r.u8();
       redelivered = (bits & 1u) != 0;
     }
-    exchange.assign(r.shortstr());
-    routing_key.assign(r.shortstr());
+    r.shortstr_into(exchange);
+    r.shortstr_into(routing_key);
   }
 
   bool operator==(const basic_deliver&) const = default;
@@ -1569,7 +1569,7 @@ struct basic_get {
 
   void decode_arguments(reader& r) {
     r.u16();
-    queue.assign(r.shortstr());
+    r.shortstr_into(queue);
     {
       const std::uint8_t bits = r.u8();
       no_ack = (bits & 1u) != 0;
@@ -1613,8 +1613,8 @@ struct basic_get_ok {
       const std::uint8_t bits = r.u8();
       redelivered = (bits & 1u) != 0;
     }
-    exchange.assign(r.shortstr());
-    routing_key.assign(r.shortstr());
+    r.shortstr_into(exchange);
+    r.shortstr_into(routing_key);
     message_count = r.u32();
   }
 

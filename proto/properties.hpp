@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "warren/codec/bytes.hpp"
 #include "warren/codec/field.hpp"
@@ -84,6 +85,106 @@ struct basic_properties {
     if (cluster_id) w.shortstr(*cluster_id);
   }
 
+  // encode() for a caller that has already made room: writes the flag word and
+  // the present values at p, which has encoded_size() bytes free, and returns
+  // one past the last byte written, in one pass with no capacity checks. Gives
+  // up with nullptr, having written part of it, on what only encode() can
+  // write or report: a table property (headers) or an over-long string.
+  std::uint8_t* encode_flat(std::uint8_t* p) const noexcept {
+    if (headers) return nullptr;
+    std::uint8_t* const flag_word = p;
+    std::uint16_t f = 0;
+    p += 2;
+    if (content_type) {
+      f |= content_type_flag;
+      if (content_type->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(content_type->size());
+      detail::copy_bytes(p, content_type->data(), content_type->size());
+      p += content_type->size();
+    }
+    if (content_encoding) {
+      f |= content_encoding_flag;
+      if (content_encoding->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(content_encoding->size());
+      detail::copy_bytes(p, content_encoding->data(), content_encoding->size());
+      p += content_encoding->size();
+    }
+    if (delivery_mode) {
+      f |= delivery_mode_flag;
+      *p++ = *delivery_mode;
+    }
+    if (priority) {
+      f |= priority_flag;
+      *p++ = *priority;
+    }
+    if (correlation_id) {
+      f |= correlation_id_flag;
+      if (correlation_id->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(correlation_id->size());
+      detail::copy_bytes(p, correlation_id->data(), correlation_id->size());
+      p += correlation_id->size();
+    }
+    if (reply_to) {
+      f |= reply_to_flag;
+      if (reply_to->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(reply_to->size());
+      detail::copy_bytes(p, reply_to->data(), reply_to->size());
+      p += reply_to->size();
+    }
+    if (expiration) {
+      f |= expiration_flag;
+      if (expiration->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(expiration->size());
+      detail::copy_bytes(p, expiration->data(), expiration->size());
+      p += expiration->size();
+    }
+    if (message_id) {
+      f |= message_id_flag;
+      if (message_id->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(message_id->size());
+      detail::copy_bytes(p, message_id->data(), message_id->size());
+      p += message_id->size();
+    }
+    if (timestamp) {
+      f |= timestamp_flag;
+      detail::store64(p, timestamp->seconds);
+      p += 8;
+    }
+    if (type) {
+      f |= type_flag;
+      if (type->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(type->size());
+      detail::copy_bytes(p, type->data(), type->size());
+      p += type->size();
+    }
+    if (user_id) {
+      f |= user_id_flag;
+      if (user_id->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(user_id->size());
+      detail::copy_bytes(p, user_id->data(), user_id->size());
+      p += user_id->size();
+    }
+    if (app_id) {
+      f |= app_id_flag;
+      if (app_id->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(app_id->size());
+      detail::copy_bytes(p, app_id->data(), app_id->size());
+      p += app_id->size();
+    }
+    if (cluster_id) {
+      f |= cluster_id_flag;
+      if (cluster_id->size() > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(cluster_id->size());
+      detail::copy_bytes(p, cluster_id->data(), cluster_id->size());
+      p += cluster_id->size();
+    }
+    detail::store16(flag_word, f);
+    return p;
+  }
+
+  // The most encode_flat() can write.
+  static constexpr std::size_t max_flat_size = 2572;
+
   std::size_t encoded_size() const noexcept {
     std::size_t n = 2;
     if (content_type) n += 1 + content_type->size();
@@ -113,23 +214,33 @@ struct basic_properties {
     }
     if ((f & 0x0002) != 0) r.fail(errc::bad_content_header);
     if (!r.ok()) return;
-    if (f & content_type_flag) content_type.emplace(r.shortstr()); else content_type.reset();
-    if (f & content_encoding_flag) content_encoding.emplace(r.shortstr()); else content_encoding.reset();
-    if (f & headers_flag) decode_table(r, headers.emplace()); else headers.reset();
+    if (f & content_type_flag) assign(content_type, r.shortstr()); else content_type.reset();
+    if (f & content_encoding_flag) assign(content_encoding, r.shortstr()); else content_encoding.reset();
+    if (f & headers_flag) decode_table(r, headers ? *headers : headers.emplace()); else headers.reset();
     if (f & delivery_mode_flag) delivery_mode = r.u8(); else delivery_mode.reset();
     if (f & priority_flag) priority = r.u8(); else priority.reset();
-    if (f & correlation_id_flag) correlation_id.emplace(r.shortstr()); else correlation_id.reset();
-    if (f & reply_to_flag) reply_to.emplace(r.shortstr()); else reply_to.reset();
-    if (f & expiration_flag) expiration.emplace(r.shortstr()); else expiration.reset();
-    if (f & message_id_flag) message_id.emplace(r.shortstr()); else message_id.reset();
+    if (f & correlation_id_flag) assign(correlation_id, r.shortstr()); else correlation_id.reset();
+    if (f & reply_to_flag) assign(reply_to, r.shortstr()); else reply_to.reset();
+    if (f & expiration_flag) assign(expiration, r.shortstr()); else expiration.reset();
+    if (f & message_id_flag) assign(message_id, r.shortstr()); else message_id.reset();
     if (f & timestamp_flag) timestamp = ::warren::timestamp{r.u64()}; else timestamp.reset();
-    if (f & type_flag) type.emplace(r.shortstr()); else type.reset();
-    if (f & user_id_flag) user_id.emplace(r.shortstr()); else user_id.reset();
-    if (f & app_id_flag) app_id.emplace(r.shortstr()); else app_id.reset();
-    if (f & cluster_id_flag) cluster_id.emplace(r.shortstr()); else cluster_id.reset();
+    if (f & type_flag) assign(type, r.shortstr()); else type.reset();
+    if (f & user_id_flag) assign(user_id, r.shortstr()); else user_id.reset();
+    if (f & app_id_flag) assign(app_id, r.shortstr()); else app_id.reset();
+    if (f & cluster_id_flag) assign(cluster_id, r.shortstr()); else cluster_id.reset();
   }
 
   bool operator==(const basic_properties&) const = default;
+
+ private:
+  // Decoding into the same properties again (a consumer's loop) reuses the
+  // strings' storage instead of allocating each time.
+  static void assign(std::optional<std::string>& o, std::string_view v) {
+    if (o)
+      detail::assign_chars(*o, v);
+    else
+      o.emplace(v);
+  }
 };
 
 }  // namespace warren

@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Generates warren's proto/ layer from the AMQP 0-9-1 spec XML.
 
-    spec/codegen.py [OUTPUT_DIR]      (default: proto/ next to spec/)
+    spec/codegen.py [OUTPUT_DIR] [--samples FILE]
+
+OUTPUT_DIR defaults to proto/ next to spec/. With --samples, also writes a
+header of test samples (tests/proto/method_samples.hpp is the checked-in one):
+for every method, a value with each field set to a distinct non-default value,
+and for each field a function that puts it back to its default.
 
 Reads spec/amqp0-9-1.stripped.extended.xml and merges spec/amqp0-9-1.extras.xml
 into it, then writes C++ on top of codec/: constants and reply codes, one struct
@@ -10,6 +15,7 @@ method payload, and the basic content properties. Python 3 standard library only
 The output is deterministic so that a test can regenerate it and diff.
 """
 
+import argparse
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -198,8 +204,8 @@ def decode_field(f):
         "short": "%s = r.u16();",
         "long": "%s = r.u32();",
         "longlong": "%s = r.u64();",
-        "shortstr": "%s.assign(r.shortstr());",
-        "longstr": "%s.assign(r.longstr());",
+        "shortstr": "r.shortstr_into(%s);",
+        "longstr": "r.longstr_into(%s);",
         "timestamp": "%s.seconds = r.u64();",
         "table": "decode_table(r, %s);",
     }[f.type] % (v,)
@@ -494,6 +500,7 @@ def gen_properties(classes):
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "warren/codec/bytes.hpp"
 #include "warren/codec/field.hpp"
@@ -528,10 +535,10 @@ struct basic_properties {
     }
     dec_val = {
         "octet": "%s = r.u8();",
-        "shortstr": "%s.emplace(r.shortstr());",
-        "longstr": "%s.emplace(r.longstr());",
+        "shortstr": "assign(%s, r.shortstr());",
+        "longstr": "assign(%s, r.longstr());",
         "timestamp": "%s = ::warren::timestamp{r.u64()};",
-        "table": "decode_table(r, %s.emplace());",
+        "table": "decode_table(r, %s ? *%s : %s.emplace());",
     }
     size_val = {
         "octet": "1",
@@ -545,6 +552,42 @@ struct basic_properties {
     for f, name in zip(props, names):
         out.append("    if (%s) %s\n" % (name, enc_val[f.type] % name))
     out.append("  }\n")
+    flat_val = {
+        "octet": "*p++ = *%(n)s;",
+        "shortstr": ("if (%(n)s->size() > 255) return nullptr;\n"
+                     "      *p++ = static_cast<std::uint8_t>(%(n)s->size());\n"
+                     "      detail::copy_bytes(p, %(n)s->data(), %(n)s->size());\n"
+                     "      p += %(n)s->size();"),
+        "longstr": ("if (%(n)s->size() > 0xFFFFFFFFu) return nullptr;\n"
+                    "      detail::store32(p, static_cast<std::uint32_t>(%(n)s->size()));\n"
+                    "      detail::copy_bytes(p + 4, %(n)s->data(), %(n)s->size());\n"
+                    "      p += 4 + %(n)s->size();"),
+        "timestamp": "detail::store64(p, %(n)s->seconds);\n      p += 8;",
+    }
+    table_names = [name for f, name in zip(props, names) if f.type == "table"]
+    out.append("""
+  // encode() for a caller that has already made room: writes the flag word and
+  // the present values at p, which has encoded_size() bytes free, and returns
+  // one past the last byte written, in one pass with no capacity checks. Gives
+  // up with nullptr, having written part of it, on what only encode() can
+  // write or report: a table property (%s) or an over-long string.
+  std::uint8_t* encode_flat(std::uint8_t* p) const noexcept {
+""" % ", ".join(table_names))
+    if table_names:
+        out.append("    if (%s) return nullptr;\n" % " || ".join(table_names))
+    out.append("    std::uint8_t* const flag_word = p;\n    std::uint16_t f = 0;\n    p += 2;\n")
+    for f, name in zip(props, names):
+        if f.type == "table":
+            continue
+        out.append("    if (%s) {\n      f |= %s_flag;\n      %s\n    }\n"
+                   % (name, name, flat_val[f.type] % {"n": name}))
+    out.append("    detail::store16(flag_word, f);\n    return p;\n  }\n")
+    flat_max = {"octet": 1, "shortstr": 256, "timestamp": 8}
+    flat_types = [f.type for f in props if f.type != "table"]
+    if all(t in flat_max for t in flat_types):
+        out.append("\n  // The most encode_flat() can write.\n"
+                   "  static constexpr std::size_t max_flat_size = %d;\n"
+                   % (2 + sum(flat_max[t] for t in flat_types)))
     out.append("\n  std::size_t encoded_size() const noexcept {\n    std::size_t n = 2;\n")
     for f, name in zip(props, names):
         sz = size_val[f.type]
@@ -563,14 +606,147 @@ struct basic_properties {
     if (!r.ok()) return;
 """)
     for f, name in zip(props, names):
-        out.append("    if (f & %s_flag) %s else %s.reset();\n" % (name, dec_val[f.type] % name, name))
-    out.append("  }\n\n  bool operator==(const basic_properties&) const = default;\n};\n\n"
-               "}  // namespace warren\n")
+        dec = dec_val[f.type].replace("%s", name)
+        out.append("    if (f & %s_flag) %s else %s.reset();\n" % (name, dec, name))
+    out.append("""  }
+
+  bool operator==(const basic_properties&) const = default;
+
+ private:
+  // Decoding into the same properties again (a consumer's loop) reuses the
+  // strings' storage instead of allocating each time.
+  static void assign(std::optional<std::string>& o, std::string_view v) {
+    if (o)
+      detail::assign_chars(*o, v);
+    else
+      o.emplace(v);
+  }
+};
+
+}  // namespace warren
+""")
+    return "".join(out)
+
+
+SAMPLES_BANNER = (
+    "// GENERATED by spec/codegen.py --samples from spec/amqp0-9-1.stripped.extended.xml\n"
+    "// and spec/amqp0-9-1.extras.xml. Do not edit: change the spec or the generator and\n"
+    "// run spec/codegen.py --samples tests/proto/method_samples.hpp.\n"
+)
+
+
+def cpp_string(text):
+    """A C++ expression for the std::string holding `text` (bytes 0-255 as
+    chars), escaped so embedded NULs and high bytes survive."""
+    body = []
+    for ch in text:
+        c = ord(ch)
+        if ch in "\\\"":
+            body.append("\\" + ch)
+        elif 32 <= c < 127:
+            body.append(ch)
+        else:
+            body.append("\\%03o" % c)
+    return "std::string(\"%s\", %d)" % ("".join(body), len(text))
+
+
+def sample_value(m, ordinal, k, f):
+    """A C++ expression for the k-th visible field (1-based) of the method with
+    this ordinal (1-based): never the default, different from every other field
+    of the method, with no zero byte in its integers so byte-order slips show."""
+    tag = "%s/%s" % (m.full_name, f.name)
+    if f.type == "bit":
+        return "true"
+    if f.type == "octet":
+        return "%d" % (0x10 + k)
+    if f.type == "short":
+        return "0x%02X%02X" % (ordinal, 0x10 + k)
+    if f.type == "long":
+        return "0x%02X%02X%02X%02Xu" % (0x40 + k, 0x30 + k, ordinal, 0x10 + k)
+    if f.type == "longlong":
+        return "0x%02X%02X%02X%02X%02X%02X%02X%02Xull" % (
+            0x70 + k, 0x60 + k, 0x50 + k, 0x40 + k, 0x30 + k, 0x20 + k, ordinal, 0x10 + k)
+    if f.type == "shortstr":
+        return cpp_string(tag)
+    if f.type == "longstr":
+        # Binary-safe: a NUL and a high byte in the middle.
+        return cpp_string(tag + "\x00\xff" + tag)
+    if f.type == "timestamp":
+        return "::warren::timestamp{0x%02X%02X%02X%02Xull}" % (0x60 + k, ordinal, 0x20 + k, 0x10 + k)
+    if f.type == "table":
+        return ("field_table{}.add(%s, %s).add(\"n\", std::int32_t{%d})"
+                ".add(\"nested\", field_table{}.add(\"flag\", true))"
+                % (cpp_string(f.name), cpp_string(m.full_name), 0x1000 + k))
+    raise SystemExit("no sample for type %r" % f.type)
+
+
+def reset_statement(f):
+    if f.type == "bit":
+        return "m.%s = false;" % f.cpp
+    if f.type in ("octet", "short", "long", "longlong"):
+        return "m.%s = 0;" % f.cpp
+    if f.type in ("shortstr", "longstr"):
+        return "m.%s.clear();" % f.cpp
+    if f.type == "timestamp":
+        return "m.%s = ::warren::timestamp{};" % f.cpp
+    if f.type == "table":
+        return "m.%s = field_table{};" % f.cpp
+    raise SystemExit("no reset for type %r" % f.type)
+
+
+def gen_samples(classes):
+    methods = [m for cls in classes for m in cls.methods]
+    out = [SAMPLES_BANNER, """// clang-format off
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "warren/proto/methods.hpp"
+
+namespace warren::test {
+
+// One visible field of method M, and how to put it back to its default value.
+template <class M>
+struct sample_field {
+  std::string_view name;
+  void (*reset)(M&);
+};
+
+// method_sample<M>::make() returns an M with every field set to a distinct
+// non-default value; method_sample<M>::fields lists every field of M.
+template <class M>
+struct method_sample;
+"""]
+    for ordinal, m in enumerate(methods, 1):
+        visible = [f for f in m.fields if not f.reserved]
+        out.append("\ntemplate <>\nstruct method_sample<%s> {\n" % m.struct)
+        out.append("  static %s make() {\n    %s m;\n" % (m.struct, m.struct))
+        for k, f in enumerate(visible, 1):
+            out.append("    m.%s = %s;\n" % (f.cpp, sample_value(m, ordinal, k, f)))
+        out.append("    return m;\n  }\n\n")
+        out.append("  static constexpr std::array<sample_field<%s>, %d> fields = {{\n"
+                   % (m.struct, len(visible)))
+        for f in visible:
+            out.append("      {\"%s\", [](%s& m) { %s }},\n" % (f.name, m.struct, reset_statement(f)))
+        out.append("  }};\n};\n")
+    out.append("\n// How many methods the spec defines: one sample each.\n"
+               "inline constexpr std::size_t method_sample_count = %d;\n\n"
+               "}  // namespace warren::test\n" % len(methods))
     return "".join(out)
 
 
 def main():
-    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(HERE), "proto")
+    ap = argparse.ArgumentParser(description="Generate warren's proto/ layer from the spec.")
+    ap.add_argument("outdir", nargs="?", default=os.path.join(os.path.dirname(HERE), "proto"),
+                    help="where to write the generated proto/ files")
+    ap.add_argument("--samples", metavar="FILE",
+                    help="also write the method samples header for the tests to FILE")
+    args = ap.parse_args()
+    outdir = args.outdir
     os.makedirs(outdir, exist_ok=True)
     constants, classes = load()
     files = {
@@ -582,6 +758,9 @@ def main():
     for name, text in files.items():
         with open(os.path.join(outdir, name), "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
+    if args.samples:
+        with open(args.samples, "w", encoding="utf-8", newline="\n") as f:
+            f.write(gen_samples(classes))
 
 
 if __name__ == "__main__":

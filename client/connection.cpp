@@ -1,0 +1,766 @@
+#include "warren/client/connection.hpp"
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/connect.hpp>
+#include <asio/detached.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/write.hpp>
+
+#include "warren/client/core.hpp"
+#include "warren/client/timeout.hpp"
+
+namespace warren {
+namespace detail {
+
+using asio::use_awaitable;
+constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+[[noreturn]] void throw_error(error_info e) { throw error(std::move(e)); }
+
+error_info make_info(std::error_code ec, std::string text) {
+  error_info e;
+  e.code = ec;
+  e.text = std::move(text);
+  return e;
+}
+
+// Owns the socket and the core; runs the reader, writer and heartbeat loops.
+class connection_impl : public std::enable_shared_from_this<connection_impl> {
+ public:
+  connection_impl(asio::any_io_executor ex, core_config cfg, connect_options opts)
+      : ex_(ex),
+        socket_(ex),
+        core_(std::move(cfg)),
+        writer_wake_(ex),
+        reader_wake_(ex),
+        heartbeat_timer_(ex),
+        linger_timer_(ex),
+        opts_(std::move(opts)) {}
+
+  // Runs one core operation: `init(id, completion)` starts it; the result is
+  // delivered on the caller's executor, never inline from the parser.
+  // g++ 12 destroys temporaries with captures inside a co_await expression
+  // twice; every awaitable here is built as a named object first.
+  template <class Init>
+  asio::awaitable<op_result> op(Init init) {
+    auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
+      auto slot = asio::get_associated_cancellation_slot(handler);
+      const std::uint64_t id = self->core_.next_op_id();
+      if (slot.is_connected()) {
+        std::weak_ptr<connection_impl> weak = self;
+        slot.assign([weak, id](asio::cancellation_type) {
+          if (auto s = weak.lock()) {
+            s->core_.cancel_op(id);
+            s->after_core_call();
+          }
+        });
+      }
+      auto ex = asio::get_associated_executor(handler, self->ex_);
+      init(id, completion([h = std::move(handler), ex](op_result&& r) mutable {
+        asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
+      }));
+      self->after_core_call();
+    };
+    auto pending = asio::async_initiate<decltype(use_awaitable), void(op_result)>(
+        std::move(initiation), use_awaitable);
+    op_result r = co_await std::move(pending);
+    co_return r;
+  }
+
+  template <class Init>
+  asio::awaitable<op_result> checked_op(Init init) {
+    auto pending = op(std::move(init));
+    op_result r = co_await std::move(pending);
+    if (r.error) throw_error(std::move(r.error));
+    co_return r;
+  }
+
+  // The core may have queued output or freed stream space: wake the loops.
+  void after_core_call() {
+    if (writer_waiting_ && core_.has_output()) writer_wake_.cancel();
+    if (core_.is_closed() && writer_waiting_) writer_wake_.cancel();
+    if (reader_waiting_ && !core_.reading_paused()) reader_wake_.cancel();
+  }
+
+  void start_loops() {
+    auto self = shared_from_this();
+    asio::co_spawn(ex_, self->reader(), asio::detached);
+    asio::co_spawn(ex_, self->writer(), asio::detached);
+  }
+
+  void start_heartbeats() {
+    if (core_.heartbeat() != 0) asio::co_spawn(ex_, shared_from_this()->heartbeats(), asio::detached);
+  }
+
+  asio::awaitable<void> reader() {
+    auto self = shared_from_this();
+    while (!core_.is_closed()) {
+      if (core_.reading_paused()) {
+        reader_wake_.expires_at(asio::steady_timer::time_point::max());
+        reader_waiting_ = true;
+        co_await reader_wake_.async_wait(tuple_awaitable);
+        reader_waiting_ = false;
+        continue;
+      }
+      auto room = core_.read_buffer(64 * 1024);
+      auto [ec, n] =
+          co_await socket_.async_read_some(asio::buffer(room.data(), room.size()), tuple_awaitable);
+      if (ec) {
+        core_.on_transport_error(ec, ec == asio::error::eof
+                                         ? "the broker closed the connection"
+                                         : "connection lost: " + ec.message());
+        after_core_call();
+        break;
+      }
+      core_.on_read(n);
+      after_core_call();
+    }
+  }
+
+  asio::awaitable<void> writer() {
+    auto self = shared_from_this();
+    for (;;) {
+      if (!core_.has_output()) {
+        if (core_.is_closed()) break;
+        writer_wake_.expires_at(asio::steady_timer::time_point::max());
+        writer_waiting_ = true;
+        co_await writer_wake_.async_wait(tuple_awaitable);
+        writer_waiting_ = false;
+        continue;
+      }
+      // Everything queued since the last write goes out in one syscall.
+      core_.take_output(write_buf_);
+      auto [ec, n] = co_await asio::async_write(
+          socket_, asio::buffer(write_buf_.data(), write_buf_.size()), tuple_awaitable);
+      write_buf_.clear();
+      if (ec) {
+        core_.on_transport_error(ec, "connection lost while writing: " + ec.message());
+        break;
+      }
+      after_core_call();
+    }
+    close_socket();
+  }
+
+  asio::awaitable<void> heartbeats() {
+    auto self = shared_from_this();
+    const auto period = std::chrono::milliseconds(500 * std::uint32_t{core_.heartbeat()});
+    while (!core_.is_closed()) {
+      heartbeat_timer_.expires_after(period);
+      co_await heartbeat_timer_.async_wait(tuple_awaitable);
+      if (core_.is_closed()) break;
+      core_.heartbeat_tick();
+      after_core_call();
+    }
+  }
+
+  void close_socket() {
+    if (socket_closed_) return;
+    socket_closed_ = true;
+    std::error_code ignored;
+    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    heartbeat_timer_.cancel();
+    reader_wake_.cancel();
+    linger_timer_.cancel();
+  }
+
+  // The last user handle is gone: close politely, and in any case soon.
+  void abandon() {
+    if (core_.is_closed()) {
+      after_core_call();
+      return;
+    }
+    core_.close(200, "connection released by the client", 0, {});
+    after_core_call();
+    auto self = shared_from_this();
+    linger_timer_.expires_after(std::chrono::seconds(5));
+    linger_timer_.async_wait([self](std::error_code) { self->close_socket(); });
+  }
+
+  asio::any_io_executor ex_;
+  asio::ip::tcp::socket socket_;
+  connection_core core_;
+  asio::steady_timer writer_wake_;
+  asio::steady_timer reader_wake_;
+  asio::steady_timer heartbeat_timer_;
+  asio::steady_timer linger_timer_;
+  connect_options opts_;
+  byte_buffer write_buf_;
+  bool writer_waiting_ = false;
+  bool reader_waiting_ = false;
+  bool socket_closed_ = false;
+};
+
+struct connection_handle {
+  std::shared_ptr<connection_impl> impl;
+  connection_handle() = default;
+  connection_handle(const connection_handle&) = delete;
+  connection_handle& operator=(const connection_handle&) = delete;
+  ~connection_handle() {
+    if (impl) impl->abandon();
+  }
+};
+
+struct channel_handle {
+  std::shared_ptr<connection_handle> conn;
+  std::uint16_t id = 0;
+  channel_handle() = default;
+  channel_handle(const channel_handle&) = delete;
+  channel_handle& operator=(const channel_handle&) = delete;
+  connection_impl& impl() const noexcept { return *conn->impl; }
+  connection_core& core() const noexcept { return conn->impl->core_; }
+  ~channel_handle() {
+    // A channel nobody can reach any more is closed so its id is reused.
+    if (conn && conn->impl && core().channel_open(id)) {
+      core().close_channel(id, 0, {});
+      impl().after_core_call();
+    }
+  }
+};
+
+}  // namespace detail
+
+using detail::op_result;
+
+// ---- connect ---------------------------------------------------------------
+
+asio::awaitable<connection> connect(std::string_view uri, const connect_options& options) {
+  connection_params params;
+  std::string what;
+  if (auto ec = parse_uri(uri, params, &what)) detail::throw_error(detail::make_info(ec, what));
+  auto pending = connect(std::move(params), options);
+  connection c = co_await std::move(pending);
+  co_return c;
+}
+
+asio::awaitable<connection> connect(std::string_view uri) {
+  static const connect_options defaults;
+  return connect(uri, defaults);
+}
+
+asio::awaitable<connection> connect(connection_params params) {
+  static const connect_options defaults;
+  return connect(std::move(params), defaults);
+}
+
+asio::awaitable<connection> connect(connection_params params, const connect_options& options) {
+  if (params.tls)
+    detail::throw_error(detail::make_info(errc::bad_uri, "amqps (TLS) is not supported"));
+  auto ex = co_await asio::this_coro::executor;
+  detail::core_config cfg;
+  cfg.params = params;
+  cfg.connection_name = options.connection_name;
+  cfg.max_body_size = options.max_body_size;
+  auto impl = std::make_shared<detail::connection_impl>(ex, std::move(cfg), options);
+  const std::string where = params.host + ":" + std::to_string(params.port);
+
+  auto establish = [impl, params, where]() -> asio::awaitable<op_result> {
+    asio::ip::tcp::resolver resolver(impl->ex_);
+    auto [rec, endpoints] = co_await resolver.async_resolve(
+        params.host, std::to_string(params.port), detail::tuple_awaitable);
+    if (rec) {
+      op_result r;
+      r.error = detail::make_info(rec, "cannot resolve " + params.host + ": " + rec.message());
+      co_return r;
+    }
+    auto [cec, ep] = co_await asio::async_connect(impl->socket_, endpoints, detail::tuple_awaitable);
+    if (cec) {
+      op_result r;
+      r.error = detail::make_info(cec, "cannot connect to " + where + ": " + cec.message());
+      co_return r;
+    }
+    impl->socket_.set_option(asio::ip::tcp::no_delay(true));
+    impl->start_loops();
+    detail::connection_impl* raw = impl.get();
+    auto start = [raw](std::uint64_t id, detail::completion done) {
+      raw->core_.start(std::move(done), id);
+    };
+    auto pending = impl->op(start);
+    op_result opened = co_await std::move(pending);
+    co_return opened;
+  };
+
+  op_result r;
+  try {
+    if (params.connection_timeout.count() > 0)
+      r = co_await with_timeout(establish(), params.connection_timeout);
+    else
+      r = co_await establish();
+  } catch (const error& e) {
+    impl->core_.on_transport_error(e.code(), "connection attempt timed out");
+    impl->close_socket();
+    detail::throw_error(detail::make_info(
+        errc::timeout, "no AMQP connection to " + where + " within " +
+                           std::to_string(params.connection_timeout.count()) + " ms"));
+  }
+  if (r.error) {
+    impl->after_core_call();  // let the writer flush close-ok, then it closes the socket
+    if (impl->core_.current_phase() == detail::connection_core::phase::idle) impl->close_socket();
+    detail::throw_error(std::move(r.error));
+  }
+  impl->start_heartbeats();
+  auto handle = std::make_shared<detail::connection_handle>();
+  handle->impl = std::move(impl);
+  co_return connection(std::move(handle));
+}
+
+// ---- connection ------------------------------------------------------------
+
+asio::awaitable<channel> connection::open_channel() {
+  auto& impl = *handle_->impl;
+  std::uint16_t id = 0;
+  co_await impl.checked_op([&impl, &id](std::uint64_t op, detail::completion done) {
+    id = impl.core_.open_channel(op, std::move(done));
+  });
+  auto h = std::make_shared<detail::channel_handle>();
+  h->conn = handle_;
+  h->id = id;
+  co_return channel(std::move(h));
+}
+
+asio::awaitable<void> connection::close(std::uint16_t code, std::string_view text) {
+  auto& impl = *handle_->impl;
+  co_await impl.checked_op([&](std::uint64_t id, detail::completion done) {
+    impl.core_.close(code, std::string(text), id, std::move(done));
+  });
+}
+
+asio::awaitable<connection_notice> connection::next_notice() {
+  auto& impl = *handle_->impl;
+  op_result r = co_await impl.checked_op([&impl](std::uint64_t id, detail::completion done) {
+    impl.core_.next_event(id, std::move(done));
+  });
+  connection_notice n;
+  n.type = r.event->kind == detail::connection_event_kind::blocked ? connection_event_type::blocked
+                                                                    : connection_event_type::unblocked;
+  n.reason = std::move(r.event->reason);
+  co_return n;
+}
+
+asio::awaitable<void> connection::update_secret(std::string new_secret, std::string reason) {
+  auto& impl = *handle_->impl;
+  co_await impl.checked_op([&](std::uint64_t id, detail::completion done) {
+    impl.core_.update_secret(std::move(new_secret), std::move(reason), id, std::move(done));
+  });
+}
+
+bool connection::is_open() const noexcept { return handle_ && handle_->impl->core_.is_open(); }
+bool connection::blocked() const noexcept { return handle_ && handle_->impl->core_.blocked(); }
+error_info connection::close_reason() const {
+  return handle_ ? handle_->impl->core_.close_reason() : error_info{};
+}
+std::uint32_t connection::frame_max() const noexcept { return handle_->impl->core_.frame_max(); }
+std::uint16_t connection::channel_max() const noexcept { return handle_->impl->core_.channel_max(); }
+std::uint16_t connection::heartbeat() const noexcept { return handle_->impl->core_.heartbeat(); }
+const field_table& connection::server_properties() const noexcept {
+  return handle_->impl->core_.server_properties();
+}
+asio::any_io_executor connection::get_executor() const noexcept { return handle_->impl->ex_; }
+
+// ---- channel ---------------------------------------------------------------
+
+namespace {
+
+template <class M>
+asio::awaitable<op_result> call(const detail::channel_handle& h, const M& m) {
+  auto& impl = h.impl();
+  const std::uint16_t ch = h.id;
+  co_return co_await impl.checked_op([&impl, ch, &m](std::uint64_t id, detail::completion done) {
+    impl.core_.request(ch, m, id, std::move(done));
+  });
+}
+
+template <class M>
+void send(const detail::channel_handle& h, const M& m) {
+  if (h.core().send(h.id, m)) detail::throw_error(h.core().channel_error(h.id));
+  h.impl().after_core_call();
+}
+
+// Synchronous unless no_wait is set, in which case the broker sends no reply.
+template <class M>
+asio::awaitable<void> call_or_send(const detail::channel_handle& h, const M& m) {
+  if (m.no_wait)
+    send(h, m);
+  else
+    co_await call(h, m);
+}
+
+}  // namespace
+
+std::uint16_t channel::id() const noexcept { return handle_ ? handle_->id : 0; }
+bool channel::is_open() const noexcept { return handle_ && handle_->core().channel_open(handle_->id); }
+error_info channel::close_reason() const {
+  return handle_ ? handle_->core().channel_error(handle_->id) : error_info{};
+}
+
+asio::awaitable<void> channel::close() {
+  auto& h = *handle_;
+  co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
+    h.core().close_channel(h.id, id, std::move(done));
+  });
+}
+
+asio::awaitable<bool> channel::flow(bool active) {
+  channel_flow m;
+  m.active = active;
+  op_result r = co_await call(*handle_, m);
+  co_return std::get<channel_flow_ok>(r.reply).active;
+}
+
+asio::awaitable<void> channel::exchange_declare(std::string_view name, exchange_declare_options o) {
+  warren::exchange_declare m;
+  m.exchange = name;
+  m.type = o.type;
+  m.passive = o.passive;
+  m.durable = o.durable;
+  m.auto_delete = o.auto_delete;
+  m.internal = o.internal;
+  m.no_wait = o.no_wait;
+  if (o.arguments) m.arguments = *o.arguments;
+  co_await call_or_send(*handle_, m);
+}
+
+asio::awaitable<void> channel::exchange_delete(std::string_view name, exchange_delete_options o) {
+  warren::exchange_delete m;
+  m.exchange = name;
+  m.if_unused = o.if_unused;
+  m.no_wait = o.no_wait;
+  co_await call_or_send(*handle_, m);
+}
+
+asio::awaitable<void> channel::exchange_bind(std::string_view destination, std::string_view source,
+                                             std::string_view routing_key, bind_options o) {
+  warren::exchange_bind m;
+  m.destination = destination;
+  m.source = source;
+  m.routing_key = routing_key;
+  m.no_wait = o.no_wait;
+  if (o.arguments) m.arguments = *o.arguments;
+  co_await call_or_send(*handle_, m);
+}
+
+asio::awaitable<void> channel::exchange_unbind(std::string_view destination,
+                                               std::string_view source,
+                                               std::string_view routing_key, bind_options o) {
+  warren::exchange_unbind m;
+  m.destination = destination;
+  m.source = source;
+  m.routing_key = routing_key;
+  m.no_wait = o.no_wait;
+  if (o.arguments) m.arguments = *o.arguments;
+  co_await call_or_send(*handle_, m);
+}
+
+asio::awaitable<queue_declare_result> channel::queue_declare(std::string_view name,
+                                                             queue_declare_options o) {
+  warren::queue_declare m;
+  m.queue = name;
+  m.passive = o.passive;
+  m.durable = o.durable;
+  m.exclusive = o.exclusive;
+  m.auto_delete = o.auto_delete;
+  m.no_wait = o.no_wait;
+  if (o.arguments) m.arguments = *o.arguments;
+  queue_declare_result res;
+  if (o.no_wait) {
+    send(*handle_, m);
+    res.queue = name;
+    co_return res;
+  }
+  op_result r = co_await call(*handle_, m);
+  auto& ok = std::get<queue_declare_ok>(r.reply);
+  res.queue = std::move(ok.queue);
+  res.message_count = ok.message_count;
+  res.consumer_count = ok.consumer_count;
+  co_return res;
+}
+
+asio::awaitable<void> channel::queue_bind(std::string_view queue, std::string_view exchange,
+                                          std::string_view routing_key, bind_options o) {
+  warren::queue_bind m;
+  m.queue = queue;
+  m.exchange = exchange;
+  m.routing_key = routing_key;
+  m.no_wait = o.no_wait;
+  if (o.arguments) m.arguments = *o.arguments;
+  co_await call_or_send(*handle_, m);
+}
+
+asio::awaitable<void> channel::queue_unbind(std::string_view queue, std::string_view exchange,
+                                            std::string_view routing_key,
+                                            const field_table* arguments) {
+  warren::queue_unbind m;
+  m.queue = queue;
+  m.exchange = exchange;
+  m.routing_key = routing_key;
+  if (arguments) m.arguments = *arguments;
+  co_await call(*handle_, m);
+}
+
+asio::awaitable<std::uint32_t> channel::queue_purge(std::string_view queue) {
+  warren::queue_purge m;
+  m.queue = queue;
+  op_result r = co_await call(*handle_, m);
+  co_return std::get<queue_purge_ok>(r.reply).message_count;
+}
+
+asio::awaitable<std::uint32_t> channel::queue_delete(std::string_view queue,
+                                                     queue_delete_options o) {
+  warren::queue_delete m;
+  m.queue = queue;
+  m.if_unused = o.if_unused;
+  m.if_empty = o.if_empty;
+  m.no_wait = o.no_wait;
+  if (o.no_wait) {
+    send(*handle_, m);
+    co_return 0;
+  }
+  op_result r = co_await call(*handle_, m);
+  co_return std::get<queue_delete_ok>(r.reply).message_count;
+}
+
+asio::awaitable<void> channel::qos(qos_options o) {
+  basic_qos m;
+  m.prefetch_count = o.prefetch_count;
+  m.prefetch_size = o.prefetch_size;
+  m.global = o.global;
+  co_await call(*handle_, m);
+}
+
+asio::awaitable<consumer> channel::consume(std::string_view queue, consume_options o) {
+  if (o.prefetch != 0) co_await qos({.prefetch_count = o.prefetch});
+  auto state = std::make_shared<detail::consumer_state>();
+  std::size_t cap = (!o.no_ack && o.prefetch != 0) ? o.prefetch : o.buffer;
+  state->capacity = cap == 0 ? 1 : cap;
+  basic_consume m;
+  m.queue = queue;
+  m.consumer_tag = o.consumer_tag;
+  m.no_local = o.no_local;
+  m.no_ack = o.no_ack;
+  m.exclusive = o.exclusive;
+  if (o.arguments) m.arguments = *o.arguments;
+  auto& h = *handle_;
+  co_await h.impl().checked_op([&h, &m, &state](std::uint64_t id, detail::completion done) {
+    h.core().consume(h.id, m, state, id, std::move(done));
+  });
+  co_return consumer(handle_, std::move(state));
+}
+
+asio::awaitable<std::optional<message>> channel::get(std::string_view queue, bool no_ack) {
+  basic_get m;
+  m.queue = queue;
+  m.no_ack = no_ack;
+  op_result r = co_await call(*handle_, m);
+  co_return std::move(r.msg);
+}
+
+void channel::ack(std::uint64_t delivery_tag, bool multiple) {
+  basic_ack m;
+  m.delivery_tag = delivery_tag;
+  m.multiple = multiple;
+  send(*handle_, m);
+}
+
+void channel::nack(std::uint64_t delivery_tag, bool multiple, bool requeue) {
+  basic_nack m;
+  m.delivery_tag = delivery_tag;
+  m.multiple = multiple;
+  m.requeue = requeue;
+  send(*handle_, m);
+}
+
+void channel::reject(std::uint64_t delivery_tag, bool requeue) {
+  basic_reject m;
+  m.delivery_tag = delivery_tag;
+  m.requeue = requeue;
+  send(*handle_, m);
+}
+
+asio::awaitable<void> channel::recover(bool requeue) {
+  basic_recover m;
+  m.requeue = requeue;
+  co_await call(*handle_, m);
+}
+
+asio::awaitable<void> channel::wait_writable() {
+  auto& h = *handle_;
+  auto& core = h.core();
+  if (core.writable(h.id)) co_return;
+  auto wait = [&h]() -> asio::awaitable<op_result> {
+    co_return co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
+      h.core().wait_writable(h.id, id, std::move(done));
+    });
+  };
+  if (!core.blocked()) {
+    co_await wait();
+    co_return;
+  }
+  // Blocked by the broker: wait, but not forever.
+  try {
+    co_await with_timeout(wait(), h.impl().opts_.blocked_timeout);
+  } catch (const error& e) {
+    if (e.code() != errc::timeout) throw;
+    detail::throw_error(detail::make_info(
+        errc::blocked_timeout, "the broker blocked publishing for more than " +
+                                   std::to_string(h.impl().opts_.blocked_timeout.count()) + " ms"));
+  }
+}
+
+asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
+                                                  std::string_view routing_key,
+                                                  std::string_view body,
+                                                  const basic_properties& properties,
+                                                  publish_flags flags) {
+  auto& h = *handle_;
+  auto& core = h.core();
+  if (!core.writable(h.id)) co_await wait_writable();
+  publish_frame_args args;
+  args.channel = h.id;
+  args.exchange = exchange;
+  args.routing_key = routing_key;
+  args.mandatory = flags.mandatory;
+  args.immediate = flags.immediate;
+  if (!core.confirm_mode(h.id)) {
+    if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}))
+      detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
+                              ? core.channel_error(h.id)
+                              : detail::make_info(ec, "cannot publish: " + ec.message()));
+    h.impl().after_core_call();
+    co_return publish_outcome{};
+  }
+  op_result r = co_await h.impl().checked_op([&](std::uint64_t id, detail::completion done) {
+    core.publish(args, properties, as_bytes(body), id, std::move(done));
+  });
+  co_return std::move(r.outcome);
+}
+
+asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
+                                                  std::string_view routing_key,
+                                                  std::string_view body, publish_flags flags) {
+  static const basic_properties none;
+  auto pending = publish(exchange, routing_key, body, none, flags);
+  publish_outcome out = co_await std::move(pending);
+  co_return out;
+}
+
+asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view exchange,
+                                                          std::string_view routing_key,
+                                                          std::string_view body,
+                                                          publish_flags flags) {
+  static const basic_properties none;
+  auto pending = publish_pipelined(exchange, routing_key, body, none, flags);
+  std::uint64_t seq = co_await std::move(pending);
+  co_return seq;
+}
+
+asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view exchange,
+                                                          std::string_view routing_key,
+                                                          std::string_view body,
+                                                          const basic_properties& properties,
+                                                          publish_flags flags) {
+  auto& h = *handle_;
+  auto& core = h.core();
+  if (!core.writable(h.id)) co_await wait_writable();
+  publish_frame_args args;
+  args.channel = h.id;
+  args.exchange = exchange;
+  args.routing_key = routing_key;
+  args.mandatory = flags.mandatory;
+  args.immediate = flags.immediate;
+  std::uint64_t seq = 0;
+  if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}, &seq))
+    detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
+                            ? core.channel_error(h.id)
+                            : detail::make_info(ec, "cannot publish: " + ec.message()));
+  h.impl().after_core_call();
+  co_return seq;
+}
+
+asio::awaitable<confirm_summary> channel::wait_for_confirms() {
+  auto& h = *handle_;
+  op_result r = co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
+    h.core().wait_for_confirms(h.id, id, std::move(done));
+  });
+  co_return r.summary;
+}
+
+asio::awaitable<returned_message> channel::next_return() {
+  auto& h = *handle_;
+  op_result r = co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
+    h.core().next_return(h.id, id, std::move(done));
+  });
+  co_return std::move(*r.returned);
+}
+
+asio::awaitable<void> channel::confirm_select(std::size_t window) {
+  auto& h = *handle_;
+  co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
+    h.core().confirm_select(h.id, id, std::move(done));
+  });
+  h.core().set_confirm_window(h.id, window);
+}
+
+bool channel::in_confirm_mode() const noexcept {
+  return handle_ && handle_->core().confirm_mode(handle_->id);
+}
+std::uint64_t channel::unconfirmed() const noexcept {
+  return handle_ ? handle_->core().unconfirmed(handle_->id) : 0;
+}
+
+asio::awaitable<void> channel::tx_select() { co_await call(*handle_, warren::tx_select{}); }
+asio::awaitable<void> channel::tx_commit() { co_await call(*handle_, warren::tx_commit{}); }
+asio::awaitable<void> channel::tx_rollback() { co_await call(*handle_, warren::tx_rollback{}); }
+
+// ---- consumer --------------------------------------------------------------
+
+consumer& consumer::operator=(consumer&& o) noexcept {
+  if (this != &o) {
+    consumer gone(std::move(*this));
+    channel_ = std::move(o.channel_);
+    state_ = std::move(o.state_);
+  }
+  return *this;
+}
+
+consumer::~consumer() {
+  if (!state_ || !channel_) return;
+  if (state_->state == detail::consumer_state::status::active) {
+    // Nobody will read this stream: stop the broker sending to it.
+    channel_->core().cancel(channel_->id, state_->tag, 0, {});
+    channel_->impl().after_core_call();
+  }
+}
+
+const std::string& consumer::tag() const noexcept { return state_->tag; }
+
+asio::awaitable<std::optional<message>> consumer::next() {
+  auto& h = *channel_;
+  auto state = state_;
+  auto next = [&h, &state](std::uint64_t id, detail::completion done) {
+    h.core().next_delivery(state, id, std::move(done));
+  };
+  op_result r = co_await h.impl().checked_op(next);
+  co_return std::move(r.msg);
+}
+
+asio::awaitable<void> consumer::cancel() {
+  auto& h = *channel_;
+  const std::string tag = state_->tag;
+  co_await h.impl().checked_op([&h, &tag](std::uint64_t id, detail::completion done) {
+    h.core().cancel(h.id, tag, id, std::move(done));
+  });
+}
+
+error_info consumer::end_reason() const { return state_ ? state_->end_reason : error_info{}; }
+std::size_t consumer::buffered() const noexcept { return state_ ? state_->buffer.size() : 0; }
+
+}  // namespace warren

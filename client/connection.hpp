@@ -1,0 +1,243 @@
+// The coroutine API: connect, channels, every AMQP 0-9-1 operation RabbitMQ
+// speaks, consumers as awaitable streams.
+//
+// Threading. A connection lives on the executor of the coroutine that called
+// connect(). Every member function must be called from a coroutine (or a
+// handler) running on that executor; with an io_context run by one thread that
+// is automatic. To use a connection from another thread, hand the work to its
+// executor: asio::co_spawn(conn.get_executor(), ..., ...) or asio::post. If
+// the io_context runs on several threads, pass connect() a strand.
+//
+// Errors. Operations throw warren::error (a std::system_error) carrying the
+// reply code in the "amqp" category for errors the broker reports, or a
+// warren::errc for client-side ones, plus the broker's reply text and the
+// class/method ids of the failing method. A channel error closes only that
+// channel; a connection error (or a lost socket, or a missed heartbeat) fails
+// every pending operation of the connection promptly.
+//
+// Cancellation. Every awaitable honours Asio per-operation cancellation
+// (cancellation slots, awaitable operators, with_timeout below). Cancelling
+// a synchronous request already on the wire only stops the wait: the broker
+// still acts on it, and its reply is consumed when it arrives.
+//
+// Lifetime. connection, channel and consumer are cheap handles sharing the
+// connection. When the last handle goes away the connection is closed.
+// Operations are lazy coroutines: arguments passed by view or reference (names,
+// bodies, properties, argument tables) must stay alive until the co_await
+// completes, which they do when the call is written inside the co_await.
+//
+// g++ 12 note: that compiler destroys a braced temporary that owns memory
+// twice when it appears inside a co_await expression. Build basic_properties
+// and field_table values as named variables, not as {...} in the call. The
+// option structs below are safe as {...}: they own nothing.
+#pragma once
+
+#include <asio/awaitable.hpp>
+#include <asio/any_io_executor.hpp>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "warren/client/types.hpp"
+#include "warren/client/uri.hpp"
+
+namespace warren {
+
+namespace detail {
+class connection_impl;
+struct connection_handle;
+struct channel_handle;
+struct consumer_state;
+}  // namespace detail
+
+// Options beyond what the URI carries.
+struct connect_options {
+  std::string connection_name;  // shown by rabbitmqctl list_connections / the management UI
+  // How long a publish may wait while the broker blocks the connection
+  // (connection.blocked) before failing with errc::blocked_timeout.
+  std::chrono::milliseconds blocked_timeout{60000};
+  // Largest message body accepted from the broker.
+  std::uint64_t max_body_size = 512ull << 20;
+};
+
+enum class connection_event_type : std::uint8_t { blocked, unblocked };
+struct connection_notice {
+  connection_event_type type;
+  std::string reason;  // blocked: the broker's reason ("low on memory")
+};
+
+class channel;
+class consumer;
+
+class connection {
+ public:
+  connection() = default;
+
+  // Opens a channel (channel.open) on the lowest free id past the last one used.
+  asio::awaitable<channel> open_channel();
+  // connection.close, waiting for close-ok. Pending operations fail with
+  // errc::connection_closed. Closing a closed connection does nothing.
+  asio::awaitable<void> close(std::uint16_t code = 200,
+                              std::string_view text = "closed by the client");
+  // The next connection.blocked / unblocked notice, in order. Throws once the
+  // connection is closed.
+  asio::awaitable<connection_notice> next_notice();
+  // connection.update-secret: replaces the credential (e.g. an OAuth token).
+  asio::awaitable<void> update_secret(std::string new_secret, std::string reason);
+
+  bool is_open() const noexcept;
+  bool blocked() const noexcept;
+  // Why the connection closed (empty while open).
+  error_info close_reason() const;
+  std::uint32_t frame_max() const noexcept;
+  std::uint16_t channel_max() const noexcept;
+  std::uint16_t heartbeat() const noexcept;
+  const field_table& server_properties() const noexcept;
+  asio::any_io_executor get_executor() const noexcept;
+
+  explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
+
+ private:
+  friend asio::awaitable<connection> connect(connection_params, const connect_options&);
+  explicit connection(std::shared_ptr<detail::connection_handle> h) : handle_(std::move(h)) {}
+  std::shared_ptr<detail::connection_handle> handle_;
+};
+
+// Connects, authenticates and opens the virtual host, within the
+// connection_timeout of the parameters. Throws warren::error:
+// errc::bad_uri, errc::timeout, errc::authentication_failed (wrong
+// credentials), a reply code such as 530 NOT_ALLOWED (unknown vhost), or the
+// socket's error.
+asio::awaitable<connection> connect(connection_params params, const connect_options& options);
+asio::awaitable<connection> connect(connection_params params);
+asio::awaitable<connection> connect(std::string_view uri, const connect_options& options);
+asio::awaitable<connection> connect(std::string_view uri);
+
+// A delivery stream of basic.consume.
+class consumer {
+ public:
+  consumer() = default;
+  consumer(consumer&&) noexcept = default;
+  consumer& operator=(consumer&&) noexcept;
+  ~consumer();
+
+  const std::string& tag() const noexcept;
+  // The next delivery; std::nullopt once the stream has ended: after cancel(),
+  // or when the broker cancelled the consumer (end_reason() then holds
+  // errc::consumer_cancelled). Throws if the channel or connection failed.
+  asio::awaitable<std::optional<message>> next();
+  // basic.cancel; deliveries already buffered can still be read.
+  asio::awaitable<void> cancel();
+  // Why the stream ended (empty while it runs, or after a cancel()).
+  error_info end_reason() const;
+  // Deliveries received and not yet taken with next().
+  std::size_t buffered() const noexcept;
+
+ private:
+  friend class channel;
+  consumer(std::shared_ptr<detail::channel_handle> ch, std::shared_ptr<detail::consumer_state> s)
+      : channel_(std::move(ch)), state_(std::move(s)) {}
+  std::shared_ptr<detail::channel_handle> channel_;
+  std::shared_ptr<detail::consumer_state> state_;
+};
+
+class channel {
+ public:
+  channel() = default;
+
+  std::uint16_t id() const noexcept;
+  bool is_open() const noexcept;
+  // Why the channel closed (empty while open).
+  error_info close_reason() const;
+  // channel.close, waiting for close-ok. Closing a closed channel does nothing.
+  asio::awaitable<void> close();
+  // channel.flow: asks the broker to pause (false) or resume deliveries.
+  asio::awaitable<bool> flow(bool active);
+
+  // exchange.*
+  asio::awaitable<void> exchange_declare(std::string_view name, exchange_declare_options o = {});
+  asio::awaitable<void> exchange_delete(std::string_view name, exchange_delete_options o = {});
+  // Routes messages published to `source` on to `destination` (RabbitMQ's
+  // exchange-to-exchange binding).
+  asio::awaitable<void> exchange_bind(std::string_view destination, std::string_view source,
+                                      std::string_view routing_key, bind_options o = {});
+  asio::awaitable<void> exchange_unbind(std::string_view destination, std::string_view source,
+                                        std::string_view routing_key, bind_options o = {});
+
+  // queue.*  An empty name asks the broker to name the queue.
+  asio::awaitable<queue_declare_result> queue_declare(std::string_view name = {},
+                                                      queue_declare_options o = {});
+  asio::awaitable<void> queue_bind(std::string_view queue, std::string_view exchange,
+                                   std::string_view routing_key, bind_options o = {});
+  asio::awaitable<void> queue_unbind(std::string_view queue, std::string_view exchange,
+                                     std::string_view routing_key,
+                                     const field_table* arguments = nullptr);
+  // Returns the number of messages purged.
+  asio::awaitable<std::uint32_t> queue_purge(std::string_view queue);
+  // Returns the number of messages deleted with the queue.
+  asio::awaitable<std::uint32_t> queue_delete(std::string_view queue, queue_delete_options o = {});
+
+  // basic.*
+  asio::awaitable<void> qos(qos_options o);
+  asio::awaitable<consumer> consume(std::string_view queue, consume_options o = {});
+  // basic.get: a message, or std::nullopt when the queue is empty.
+  asio::awaitable<std::optional<message>> get(std::string_view queue, bool no_ack = false);
+  // ack / nack / reject are not acknowledged by the broker: they are queued
+  // for the socket at once. They throw if the channel is closed.
+  void ack(std::uint64_t delivery_tag, bool multiple = false);
+  void nack(std::uint64_t delivery_tag, bool multiple = false, bool requeue = true);
+  void reject(std::uint64_t delivery_tag, bool requeue = true);
+  asio::awaitable<void> recover(bool requeue = true);
+
+  // Publishes a message. Without confirm mode it completes once the frames
+  // are queued for the socket (waiting first while the broker blocks the
+  // connection, up to connect_options::blocked_timeout, or while the socket
+  // is behind); in confirm mode it also waits for the broker's ack, nack or
+  // return.
+  asio::awaitable<publish_outcome> publish(std::string_view exchange, std::string_view routing_key,
+                                           std::string_view body, const basic_properties& properties,
+                                           publish_flags flags = {});
+  asio::awaitable<publish_outcome> publish(std::string_view exchange, std::string_view routing_key,
+                                           std::string_view body, publish_flags flags = {});
+  // Publishes without waiting for the confirm: completes once the frames are
+  // queued and returns the sequence number (0 outside confirm mode). With a
+  // confirm window set, waits while that many publishes are unconfirmed.
+  asio::awaitable<std::uint64_t> publish_pipelined(std::string_view exchange,
+                                                   std::string_view routing_key,
+                                                   std::string_view body,
+                                                   const basic_properties& properties,
+                                                   publish_flags flags = {});
+  asio::awaitable<std::uint64_t> publish_pipelined(std::string_view exchange,
+                                                   std::string_view routing_key,
+                                                   std::string_view body,
+                                                   publish_flags flags = {});
+  // Waits until every publish so far is confirmed; returns the tallies since
+  // the previous call.
+  asio::awaitable<confirm_summary> wait_for_confirms();
+  // The next basic.return (unroutable mandatory publish), in order.
+  asio::awaitable<returned_message> next_return();
+
+  // confirm.select; `window` bounds the unconfirmed publishes of
+  // publish_pipelined (0 = unbounded).
+  asio::awaitable<void> confirm_select(std::size_t window = 0);
+  bool in_confirm_mode() const noexcept;
+  std::uint64_t unconfirmed() const noexcept;
+
+  // tx.*
+  asio::awaitable<void> tx_select();
+  asio::awaitable<void> tx_commit();
+  asio::awaitable<void> tx_rollback();
+
+  explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
+
+ private:
+  friend class connection;
+  explicit channel(std::shared_ptr<detail::channel_handle> h) : handle_(std::move(h)) {}
+  asio::awaitable<void> wait_writable();
+  std::shared_ptr<detail::channel_handle> handle_;
+};
+
+}  // namespace warren
