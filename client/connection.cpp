@@ -733,11 +733,9 @@ consumer& consumer::operator=(consumer&& o) noexcept {
 
 consumer::~consumer() {
   if (!state_ || !channel_) return;
-  if (state_->state == detail::consumer_state::status::active) {
-    // Nobody will read this stream: stop the broker sending to it.
-    channel_->core().cancel(channel_->id, state_->tag, 0, {});
-    channel_->impl().after_core_call();
-  }
+  // Nobody will read this stream: stop the broker sending to it.
+  channel_->core().abandon_consumer(state_);
+  channel_->impl().after_core_call();
 }
 
 const std::string& consumer::tag() const noexcept { return state_->tag; }

@@ -256,7 +256,7 @@ void connection_core::on_connection_method(bytes_view payload) {
       error_info why = from_close(close);
       // With authentication_failure_close the broker answers bad credentials
       // with connection.close instead of dropping the socket.
-      if (phase_ == phase::tune) {
+      if (phase_ == phase::tune && close.reply_code == static_cast<std::uint16_t>(reply_code::access_refused)) {
         why.code = errc::authentication_failed;
       }
       encode_method_frame(output_, 0, connection_close_ok{});
@@ -425,6 +425,13 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
   switch (key) {
     case channel_open_ok::key:
       c.state = channel_state::status::open;
+      if (!req.done) {
+        // Opened for nobody (the open was cancelled): close it again so the
+        // id is not lost.
+        pump_requests(ch);
+        close_channel(ch, 0, {});
+        return;
+      }
       break;
     case confirm_select_ok::key:
       c.confirm_mode = true;
@@ -434,17 +441,13 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       req.consumer->tag = tag;
       req.consumer->channel = ch;
       c.consumers[tag] = req.consumer;
-      if (req.done) {
-        req.consumer->state = consumer_state::status::active;
-      } else {
+      req.consumer->state = consumer_state::status::active;
+      if (!req.done) {
         // The user gave up waiting: do not leave a consumer nobody reads.
-        req.consumer->state = consumer_state::status::cancelling;
-        basic_cancel cancel;
-        cancel.consumer_tag = tag;
-        cancel.no_wait = true;
-        encode_method_frame(output_, ch, cancel);
-        c.consumers.erase(tag);
-        req.consumer->state = consumer_state::status::ended;
+        // Its cancel is queued behind this reply, below.
+        pump_requests(ch);
+        abandon_consumer(req.consumer);
+        return;
       }
       break;
     }
@@ -530,6 +533,16 @@ void connection_core::deliver(channel_state& c, message&& m) {
   auto it = c.consumers.find(m.consumer_tag);
   if (it == c.consumers.end()) return;  // RabbitMQ sends none after cancel-ok
   consumer_state& s = *it->second;
+  if (s.orphan) {
+    // Nobody will read it: hand it back rather than leave it unacked.
+    if (!s.no_ack) {
+      basic_reject reject;
+      reject.delivery_tag = m.delivery_tag;
+      reject.requeue = true;
+      encode_method_frame(output_, s.channel, reject);
+    }
+    return;
+  }
   if (s.waiter) {
     op_result r;
     r.msg = std::move(m);
@@ -836,6 +849,7 @@ void connection_core::consume(std::uint16_t ch, const basic_consume& m,
   byte_buffer frame;
   encode_method_frame(frame, ch, m);
   consumer->channel = ch;
+  consumer->no_ack = m.no_ack;
   enqueue_request(ch, basic_consume::key, std::span<const std::uint32_t>(basic_consume::responses),
                   std::move(frame), id, std::move(done), std::move(consumer));
 }
@@ -858,6 +872,33 @@ void connection_core::cancel(std::uint16_t ch, const std::string& tag, std::uint
   basic_cancel m;
   m.consumer_tag = tag;
   request(ch, m, id, std::move(done));
+}
+
+void connection_core::abandon_consumer(const std::shared_ptr<consumer_state>& c) {
+  if (c->orphan) return;
+  c->orphan = true;
+  channel_state* ch = find_channel(c->channel);
+  const bool live = ch != nullptr && check_channel(c->channel) == std::error_code{};
+  // Buffered deliveries were never seen: give them back to the queue.
+  if (live && !c->no_ack) {
+    for (const auto& m : c->buffer) {
+      basic_reject reject;
+      reject.delivery_tag = m.delivery_tag;
+      reject.requeue = true;
+      encode_method_frame(output_, c->channel, reject);
+    }
+  }
+  c->buffer.clear();
+  if (c->full) {
+    c->full = false;
+    stream_drained(true);
+  }
+  if (live && c->state == consumer_state::status::active) {
+    c->state = consumer_state::status::cancelling;
+    basic_cancel m;
+    m.consumer_tag = c->tag;
+    request(c->channel, m, 0, {});
+  }
 }
 
 void connection_core::confirm_select(std::uint16_t ch, std::uint64_t id, completion done) {

@@ -55,6 +55,8 @@ struct consumer_state {
   completion waiter;
   std::uint64_t waiter_id = 0;
   bool full = false;      // counted in connection_core's paused-stream tally
+  bool no_ack = false;
+  bool orphan = false;    // its reader is gone: deliveries are handed back
   error_info end_reason;  // set when the broker or a failure ended the stream
 };
 
@@ -157,6 +159,9 @@ class connection_core {
   void consume(std::uint16_t ch, const basic_consume& m, std::shared_ptr<consumer_state> consumer,
                std::uint64_t id, completion done);
   void cancel(std::uint16_t ch, const std::string& tag, std::uint64_t id, completion done);
+  // The consumer's reader is gone: cancel it, and reject (requeue) what it
+  // buffered and what still arrives, unless it is no-ack.
+  void abandon_consumer(const std::shared_ptr<consumer_state>& c);
   // Completes with the next delivery (msg set), or with msg empty once the
   // stream has ended (consumer->end_reason tells why).
   void next_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id, completion done);

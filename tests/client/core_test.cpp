@@ -1079,10 +1079,46 @@ TEST_CASE("core cancellation") {
     s.send(ch, ok);
     const auto cancel = s.expect<basic_cancel>(ch);
     CHECK(cancel.consumer_tag == "amq.ctag-1");
-    CHECK(c->state == detail::consumer_state::status::ended);
-    // A delivery that crossed the cancel is dropped without an error.
+    CHECK_FALSE(cancel.no_wait);
+    CHECK(c->state == detail::consumer_state::status::cancelling);
+    // A delivery that crossed the cancel goes back to the queue.
     s.send_message(ch, deliver("amq.ctag-1", 1), "x");
+    const auto reject = s.expect<basic_reject>(ch);
+    CHECK(reject.delivery_tag == 1);
+    CHECK(reject.requeue);
+    basic_cancel_ok cok;
+    cok.consumer_tag = "amq.ctag-1";
+    s.send(ch, cok);
+    CHECK(c->state == detail::consumer_state::status::ended);
     CHECK(s.core.is_open());
+  }
+  SUBCASE("an abandoned consumer hands back what it buffered and what still arrives") {
+    auto c = s.consume(ch, "q", "ctag");
+    s.send_message(ch, deliver("ctag", 7), "buffered");
+    s.core.abandon_consumer(c);
+    const auto back = s.expect<basic_reject>(ch);
+    CHECK(back.delivery_tag == 7);
+    CHECK(back.requeue);
+    CHECK(s.expect<basic_cancel>(ch).consumer_tag == "ctag");
+    s.send_message(ch, deliver("ctag", 8), "late");
+    CHECK(s.expect<basic_reject>(ch).delivery_tag == 8);
+    basic_cancel_ok cok;
+    cok.consumer_tag = "ctag";
+    s.send(ch, cok);
+    CHECK(c->state == detail::consumer_state::status::ended);
+    s.expect_silence();
+  }
+  SUBCASE("a channel.open cancelled after being sent is closed at open-ok") {
+    recorder opened;
+    const std::uint64_t id = s.core.next_op_id();
+    const std::uint16_t ch2 = s.core.open_channel(id, opened.cb());
+    s.expect<channel_open>(ch2);
+    CHECK(s.core.cancel_op(id));
+    s.send(ch2, channel_open_ok{});
+    CHECK(s.expect<channel_close>(ch2).reply_code == 200);
+    s.send(ch2, channel_close_ok{});
+    CHECK_FALSE(s.core.channel_open(ch2));
+    CHECK(opened.count() == 1);
   }
   SUBCASE("a get cancelled after being sent rejects its message with requeue") {
     basic_get get;
