@@ -140,14 +140,14 @@ std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
   if (args.exchange.size() > 255 || args.routing_key.size() > 255) return errc::string_too_long;
   const std::size_t max_payload = std::max(frame_max, frame_min_size) - frame_overhead;
   // At most 4 + 2 + 256 + 256 + 1, always below max_payload.
-  const std::size_t method_payload = 4 + 2 + 1 + args.exchange.size() + 1 +
-                                     args.routing_key.size() + 1;
+  const std::size_t method_payload =
+      4 + 2 + 1 + args.exchange.size() + 1 + args.routing_key.size() + 1;
   // Most bodies fit one frame: skip the division (tens of cycles) for them.
   const std::size_t body_frames = body.size() <= max_payload
                                       ? (body.empty() ? 0 : 1)
                                       : (body.size() + max_payload - 1) / max_payload;
-  const std::size_t fixed = 2 * frame_overhead + method_payload + 12 +
-                            body_frames * frame_overhead + body.size();
+  const std::size_t fixed =
+      2 * frame_overhead + method_payload + 12 + body_frames * frame_overhead + body.size();
   const std::size_t start = out.size();
 
   // Fast path: properties without a table are written in one pass straight
@@ -178,8 +178,8 @@ std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
   out.reserve(start + fixed + header_payload - 12);
   std::uint8_t* const props_begin = out.data() + at;
   detail::store32(props_begin - 12 - 4, static_cast<std::uint32_t>(header_payload));
-  std::uint8_t* end = put_publish_tail(props_begin + (header_payload - 12), args.channel, body,
-                                       max_payload);
+  std::uint8_t* end =
+      put_publish_tail(props_begin + (header_payload - 12), args.channel, body, max_payload);
   out.resize(start + static_cast<std::size_t>(end - (out.data() + start)));
   return {};
 }

@@ -303,9 +303,7 @@ class writer {
 
   bool ok() const noexcept { return !error_; }
   std::error_code error() const noexcept { return error_.get(); }
-  void fail(std::error_code ec) noexcept {
-    error_.set(ec);
-  }
+  void fail(std::error_code ec) noexcept { error_.set(ec); }
   byte_buffer& buffer() noexcept { return *out_; }
   std::size_t size() const noexcept { return out_->size(); }
 
