@@ -1,10 +1,11 @@
+#include "warren/codec/bytes.hpp"
+
 #include <doctest/doctest.h>
 
 #include <limits>
 #include <string>
 
 #include "test_bytes.hpp"
-#include "warren/codec/bytes.hpp"
 
 using namespace warren;
 using namespace warren::test;
@@ -60,9 +61,9 @@ TEST_CASE("short and long strings carry their length prefix") {
   w.shortstr("");
   REQUIRE(w.ok());
   const byte_vec expected = {
-      0x02, 'a', 'b',                    // shortstr: u8 length
+      0x02, 'a',  'b',                      // shortstr: u8 length
       0x00, 0x00, 0x00, 0x03, 'x', 0, 'y',  // longstr: u32 length, binary-safe
-      0x00,                              // empty shortstr
+      0x00,                                 // empty shortstr
   };
   CHECK(hex(buf) == hex(expected));
   reader r(buf.view());

@@ -1,3 +1,5 @@
+#include "warren/codec/field.hpp"
+
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -5,7 +7,6 @@
 
 #include "alloc_probe.hpp"
 #include "test_bytes.hpp"
-#include "warren/codec/field.hpp"
 
 using namespace warren;
 using namespace warren::test;
@@ -39,32 +40,32 @@ field_table every_type_table() {
 // The same table, worked out by hand. Each entry: name length, name, letter,
 // value. 141 bytes of entries after the 4-byte length.
 const byte_vec every_type_bytes = {
-    0x00, 0x00, 0x00, 0x8D,                    // table length 141
-    0x01, 't', 't', 0x01,                      // bool true
-    0x01, 'b', 'b', 0xFB,                      // int8 -5
-    0x01, 'B', 'B', 0xC8,                      // uint8 200
-    0x01, 's', 's', 0xFE, 0xD4,                // int16 -300
-    0x01, 'u', 'u', 0xEA, 0x60,                // uint16 60000
-    0x01, 'I', 'I', 0xFF, 0xFE, 0x79, 0x60,    // int32 -100000
-    0x01, 'i', 'i', 0xB2, 0xD0, 0x5E, 0x00,    // uint32 3000000000
-    0x01, 'l', 'l', 0xFF, 0xFF, 0xFF, 0xFF,    // int64 -2 ...
-    0xFF, 0xFF, 0xFF, 0xFE,                    // ... low half
-    0x01, 'f', 'f', 0x3F, 0xC0, 0x00, 0x00,    // float 1.5
-    0x01, 'd', 'd', 0xC0, 0x04, 0x00, 0x00,    // double -2.5 ...
-    0x00, 0x00, 0x00, 0x00,                    // ... low half
-    0x01, 'D', 'D', 0x02, 0x00, 0x00, 0x30, 0x39,  // decimal scale 2, value 12345
-    0x01, 'S', 'S', 0x00, 0x00, 0x00, 0x02, 'h', 'i',    // longstr "hi"
-    0x01, 'x', 'x', 0x00, 0x00, 0x00, 0x02, 0x00, 0xFF,  // byte array 00 ff
-    0x01, 'A', 'A', 0x00, 0x00, 0x00, 0x0C,    // array, 12 bytes of items:
-    'I', 0x00, 0x00, 0x00, 0x01,               //   int32 1
-    'S', 0x00, 0x00, 0x00, 0x01, 'a',          //   longstr "a"
-    'V',                                       //   void
-    0x01, 'T', 'T', 0x00, 0x00, 0x00, 0x00,    // timestamp 1705032704 ...
-    0x65, 0xA0, 0xBC, 0x00,                    // ... = 0x65A0BC00
-    0x01, 'F', 'F', 0x00, 0x00, 0x00, 0x0A,    // table, 10 bytes:
-    0x01, 'n', 'F', 0x00, 0x00, 0x00, 0x03,    //   "n": table, 3 bytes:
-    0x01, 'z', 'V',                            //     "z": void
-    0x01, 'V', 'V',                            // void
+    0x00, 0x00, 0x00, 0x8D,                                // table length 141
+    0x01, 't',  't',  0x01,                                // bool true
+    0x01, 'b',  'b',  0xFB,                                // int8 -5
+    0x01, 'B',  'B',  0xC8,                                // uint8 200
+    0x01, 's',  's',  0xFE, 0xD4,                          // int16 -300
+    0x01, 'u',  'u',  0xEA, 0x60,                          // uint16 60000
+    0x01, 'I',  'I',  0xFF, 0xFE, 0x79, 0x60,              // int32 -100000
+    0x01, 'i',  'i',  0xB2, 0xD0, 0x5E, 0x00,              // uint32 3000000000
+    0x01, 'l',  'l',  0xFF, 0xFF, 0xFF, 0xFF,              // int64 -2 ...
+    0xFF, 0xFF, 0xFF, 0xFE,                                // ... low half
+    0x01, 'f',  'f',  0x3F, 0xC0, 0x00, 0x00,              // float 1.5
+    0x01, 'd',  'd',  0xC0, 0x04, 0x00, 0x00,              // double -2.5 ...
+    0x00, 0x00, 0x00, 0x00,                                // ... low half
+    0x01, 'D',  'D',  0x02, 0x00, 0x00, 0x30, 0x39,        // decimal scale 2, value 12345
+    0x01, 'S',  'S',  0x00, 0x00, 0x00, 0x02, 'h',  'i',   // longstr "hi"
+    0x01, 'x',  'x',  0x00, 0x00, 0x00, 0x02, 0x00, 0xFF,  // byte array 00 ff
+    0x01, 'A',  'A',  0x00, 0x00, 0x00, 0x0C,              // array, 12 bytes of items:
+    'I',  0x00, 0x00, 0x00, 0x01,                          //   int32 1
+    'S',  0x00, 0x00, 0x00, 0x01, 'a',                     //   longstr "a"
+    'V',                                                   //   void
+    0x01, 'T',  'T',  0x00, 0x00, 0x00, 0x00,              // timestamp 1705032704 ...
+    0x65, 0xA0, 0xBC, 0x00,                                // ... = 0x65A0BC00
+    0x01, 'F',  'F',  0x00, 0x00, 0x00, 0x0A,              // table, 10 bytes:
+    0x01, 'n',  'F',  0x00, 0x00, 0x00, 0x03,              //   "n": table, 3 bytes:
+    0x01, 'z',  'V',                                       //     "z": void
+    0x01, 'V',  'V',                                       // void
 };
 
 byte_vec encode(const field_table& t) {
@@ -91,8 +92,8 @@ byte_vec nested_tables(int depth) {
   for (int k = 0; k < depth - 1; ++k) {
     const std::uint32_t body = 7u * static_cast<std::uint32_t>(depth - 1 - k);
     b.insert(b.end(), {static_cast<std::uint8_t>(body >> 24), static_cast<std::uint8_t>(body >> 16),
-                       static_cast<std::uint8_t>(body >> 8), static_cast<std::uint8_t>(body),
-                       0x01, 'a', 'F'});
+                       static_cast<std::uint8_t>(body >> 8), static_cast<std::uint8_t>(body), 0x01,
+                       'a', 'F'});
   }
   b.insert(b.end(), {0, 0, 0, 0});
   return b;
@@ -161,8 +162,8 @@ TEST_CASE("an empty table is four zero bytes") {
 }
 
 TEST_CASE("'L' decodes as a signed 64-bit integer and encodes back as 'l'") {
-  const byte_vec b = {0x00, 0x00, 0x00, 0x0B, 0x01, 'n', 'L', 0xFF, 0xFF,
-                      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x9C};  // -100
+  const byte_vec b = {0x00, 0x00, 0x00, 0x0B, 0x01, 'n',  'L', 0xFF,
+                      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x9C};  // -100
   field_table t;
   REQUIRE_FALSE(decode(b, t));
   REQUIRE(t.size() == 1);
@@ -180,7 +181,12 @@ TEST_CASE("any letter outside RabbitMQ's set is an unknown field type") {
   for (int c = 0; c < 256; ++c) {
     const auto at = known.find(static_cast<char>(c));
     const int value_size = at == std::string::npos ? 16 : sizes[at];
-    byte_vec b = {0x00, 0x00, 0x00, static_cast<std::uint8_t>(3 + value_size), 0x01, 'k',
+    byte_vec b = {0x00,
+                  0x00,
+                  0x00,
+                  static_cast<std::uint8_t>(3 + value_size),
+                  0x01,
+                  'k',
                   static_cast<std::uint8_t>(c)};
     b.resize(b.size() + static_cast<std::size_t>(value_size), 0);
     field_table t;
@@ -303,10 +309,10 @@ TEST_CASE("arrays encode and decode on their own") {
   byte_buffer buf;
   writer w(buf);
   encode_array(w, a);
-  const byte_vec expected = {0x00, 0x00, 0x00, 0x0A,            // 10 bytes of items
-                             'B', 0x07,                         // uint8 7
-                             't', 0x01,                         // true
-                             'S', 0x00, 0x00, 0x00, 0x01, 's'};  // "s"
+  const byte_vec expected = {0x00, 0x00, 0x00, 0x0A,              // 10 bytes of items
+                             'B',  0x07,                          // uint8 7
+                             't',  0x01,                          // true
+                             'S',  0x00, 0x00, 0x00, 0x01, 's'};  // "s"
   CHECK(hex(buf) == hex(expected));
   reader r(buf.view());
   field_array back;

@@ -1,3 +1,5 @@
+#include "warren/codec/frame.hpp"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -9,7 +11,6 @@
 
 #include "alloc_probe.hpp"
 #include "test_bytes.hpp"
-#include "warren/codec/frame.hpp"
 
 using namespace warren;
 using namespace warren::test;

@@ -63,7 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   std::vector<frame_copy> expected;
   std::size_t expected_tail = 0;
-  const std::error_code expected_ec = reference_parse(data, size, frame_max, expected, expected_tail);
+  const std::error_code expected_ec =
+      reference_parse(data, size, frame_max, expected, expected_tail);
 
   frame_parser parser(frame_max);
   std::vector<frame_copy> got;

@@ -22,7 +22,8 @@ namespace {
 
 void write(const fs::path& dir, const std::string& name, std::string_view bytes) {
   fs::create_directories(dir);
-  std::ofstream(dir / name, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(dir / name, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 std::string with_prefix(std::string_view prefix, std::string_view bytes) {
@@ -75,7 +76,11 @@ int main(int argc, char** argv) {
   encode_content_header(hw, 20, props);
   write(out / "content_header", "all",
         with_prefix(std::string(1, static_cast<char>(header.size())), header.str()) +
-            std::string("\x0a" "0123456789" "\x0a" "abcdefghij", 22));
+            std::string("\x0a"
+                        "0123456789"
+                        "\x0a"
+                        "abcdefghij",
+                        22));
   byte_buffer empty_header;
   writer ew(empty_header);
   encode_content_header(ew, 0, {});
@@ -95,7 +100,8 @@ int main(int argc, char** argv) {
   encode_publish(publish, {.channel = 1, .exchange = "ex", .routing_key = "rk"}, props,
                  as_bytes(std::string(5000, 'b')), 4096);
   write(out / "frame_parser", "methods", with_prefix(std::string("\x05\x12\x34", 3), stream.str()));
-  write(out / "frame_parser", "publish", with_prefix(std::string("\x01\x00\x01", 3), publish.str()));
+  write(out / "frame_parser", "publish",
+        with_prefix(std::string("\x01\x00\x01", 3), publish.str()));
   write(out / "frame_parser", "protocol_header",
         with_prefix(std::string("\x00\x00\x00", 3),
                     std::string_view(reinterpret_cast<const char*>(protocol_header.data()), 8)));

@@ -37,27 +37,27 @@ basic_properties all_properties() {
 // A content header frame on channel 1 for a 5-byte body with all 14
 // properties present.
 const byte_vec all_properties_frame = {
-    0x02,                    // frame type: header
-    0x00, 0x01,              // channel 1
-    0x00, 0x00, 0x00, 0x47,  // payload size 71 = 12 + 2 + 57
-    0x00, 0x3C,              // class 60 basic
-    0x00, 0x00,              // weight
+    0x02,                                            // frame type: header
+    0x00, 0x01,                                      // channel 1
+    0x00, 0x00, 0x00, 0x47,                          // payload size 71 = 12 + 2 + 57
+    0x00, 0x3C,                                      // class 60 basic
+    0x00, 0x00,                                      // weight
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,  // body size 5
-    0xFF, 0xFC,              // flags: bits 15..2, one per property
-    0x02, 'c', 't',          // content-type
-    0x02, 'c', 'e',          // content-encoding
-    0x00, 0x00, 0x00, 0x07, 0x01, 'h', 'I', 0x00, 0x00, 0x00, 0x05,  // headers {h: 5}
-    0x02,                    // delivery-mode
-    0x09,                    // priority
-    0x02, 'c', 'i',          // correlation-id
-    0x02, 'r', 't',          // reply-to
-    0x05, '6', '0', '0', '0', '0',                   // expiration
-    0x02, 'm', 'i',                                  // message-id
-    0x00, 0x00, 0x00, 0x00, 0x65, 0xA0, 0xBC, 0x00,  // timestamp
-    0x02, 't', 'y',                                  // type
-    0x05, 'g', 'u', 'e', 's', 't',                   // user-id
-    0x02, 'a', 'i',                                  // app-id
-    0x02, 'c', 'l',                                  // cluster-id
+    0xFF, 0xFC,                                      // flags: bits 15..2, one per property
+    0x02, 'c',  't',                                 // content-type
+    0x02, 'c',  'e',                                 // content-encoding
+    0x00, 0x00, 0x00, 0x07, 0x01, 'h',  'I',  0x00, 0x00, 0x00, 0x05,  // headers {h: 5}
+    0x02,                                                              // delivery-mode
+    0x09,                                                              // priority
+    0x02, 'c',  'i',                                                   // correlation-id
+    0x02, 'r',  't',                                                   // reply-to
+    0x05, '6',  '0',  '0',  '0',  '0',                                 // expiration
+    0x02, 'm',  'i',                                                   // message-id
+    0x00, 0x00, 0x00, 0x00, 0x65, 0xA0, 0xBC, 0x00,                    // timestamp
+    0x02, 't',  'y',                                                   // type
+    0x05, 'g',  'u',  'e',  's',  't',                                 // user-id
+    0x02, 'a',  'i',                                                   // app-id
+    0x02, 'c',  'l',                                                   // cluster-id
     0xCE,
 };
 
@@ -207,28 +207,29 @@ TEST_CASE("malformed content headers are refused") {
     CHECK(decode_content_header(view(b), h) == errc::bad_content_header);
   }
   SUBCASE("a continuation word that announces properties basic does not have") {
-    const byte_vec b = {0x00, 0x3C, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,
-                        0x00, 0x01,   // bit 0: another flag word follows
-                        0x80, 0x00};  // ... announcing a 16th property
+    const byte_vec b = {0x00, 0x3C, 0x00, 0x00, 0, 0,    0,
+                        0,    0,    0,    0,    0, 0x00, 0x01,  // bit 0: another flag word follows
+                        0x80, 0x00};                            // ... announcing a 16th property
     CHECK(decode_content_header(view(b), h) == errc::bad_content_header);
   }
   SUBCASE("an empty continuation word is fine") {
-    const byte_vec b = {0x00, 0x3C, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0x07,
-                        0x10, 0x01,   // delivery-mode, continuation
-                        0x00, 0x00,   // continuation: nothing more
-                        0x02};        // delivery-mode 2
+    const byte_vec b = {0x00, 0x3C, 0x00, 0x00, 0,    0,    0,
+                        0,    0,    0,    0,    0x07, 0x10, 0x01,  // delivery-mode, continuation
+                        0x00, 0x00,                                // continuation: nothing more
+                        0x02};                                     // delivery-mode 2
     REQUIRE_FALSE(decode_content_header(view(b), h));
     CHECK(h.body_size == 7);
     CHECK(h.properties.delivery_mode == std::uint8_t{2});
   }
   SUBCASE("a property whose length runs past the end") {
-    const byte_vec b = {0x00, 0x3C, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,
-                        0x80, 0x00, 0x10, 'a'};  // content-type of 16 bytes, 1 present
+    const byte_vec b = {
+        0x00, 0x3C, 0x00, 0x00, 0,    0,    0,    0,
+        0,    0,    0,    0,    0x80, 0x00, 0x10, 'a'};  // content-type of 16 bytes, 1 present
     CHECK(decode_content_header(view(b), h) == errc::truncated);
   }
   SUBCASE("an unknown letter in the headers table") {
-    const byte_vec b = {0x00, 0x3C, 0x00, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,
-                        0x20, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 'k', '?'};
+    const byte_vec b = {0x00, 0x3C, 0x00, 0x00, 0,    0,    0,    0,    0,   0,  0,
+                        0,    0x20, 0x00, 0x00, 0x00, 0x00, 0x03, 0x01, 'k', '?'};
     CHECK(decode_content_header(view(b), h) == errc::unknown_field_type);
   }
 }
@@ -237,29 +238,31 @@ TEST_CASE("encode_publish lays method, header and body frames out as worked out 
   basic_properties props;
   props.delivery_mode = 2;
   byte_buffer out;
-  REQUIRE_FALSE(encode_publish(out, {.channel = 5, .exchange = "ex", .routing_key = "rk",
-                                     .immediate = true},
-                               props, as_bytes("hello"), 131072));
-  const byte_vec expected = {
-      // basic.publish
+  REQUIRE_FALSE(
+      encode_publish(out, {.channel = 5, .exchange = "ex", .routing_key = "rk", .immediate = true},
+                     props, as_bytes("hello"), 131072));
+  const byte_vec method = {
       0x01, 0x00, 0x05, 0x00, 0x00, 0x00, 0x0D,  // method frame, channel 5, 13 bytes
       0x00, 0x3C, 0x00, 0x28,                    // basic.publish
       0x00, 0x00,                                // ticket
-      0x02, 'e', 'x', 0x02, 'r', 'k',            // exchange, routing-key
+      0x02, 'e',  'x',  0x02, 'r',  'k',         // exchange, routing-key
       0x02,                                      // immediate (bit 1)
-      0xCE,
-      // content header
+      0xCE,                                      // frame-end
+  };
+  const byte_vec header = {
       0x02, 0x00, 0x05, 0x00, 0x00, 0x00, 0x0F,        // header frame, 15 bytes
       0x00, 0x3C, 0x00, 0x00,                          // basic, weight 0
       0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05,  // body size 5
       0x10, 0x00,                                      // flags: delivery-mode
       0x02,                                            // persistent
-      0xCE,
-      // body
-      0x03, 0x00, 0x05, 0x00, 0x00, 0x00, 0x05,  // body frame, 5 bytes
-      'h', 'e', 'l', 'l', 'o',                   //
-      0xCE,
+      0xCE,                                            // frame-end
   };
+  const byte_vec body = {
+      0x03, 0x00, 0x05, 0x00, 0x00, 0x00, 0x05,  // body frame, 5 bytes
+      'h',  'e',  'l',  'l',  'o',               // the body
+      0xCE,                                      // frame-end
+  };
+  const byte_vec expected = concat({method, header, body});
   CHECK(hex(out) == hex(expected));
 }
 
@@ -268,18 +271,17 @@ TEST_CASE("encode_publish: no properties, empty body, appended after what is the
   out.append("xy", 2);
   REQUIRE_FALSE(encode_publish(out, {.channel = 1, .mandatory = true}, {}, {}, 4096));
   const byte_vec expected = {
-      'x', 'y',                                  // what was already there
-      0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x09,  // method frame, 9 bytes
-      0x00, 0x3C, 0x00, 0x28, 0x00, 0x00,        // basic.publish, ticket
-      0x00, 0x00,                                // default exchange, empty key
-      0x01,                                      // mandatory
-      0xCE,
+      'x',  'y',                                       // what was already there
+      0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x09,        // method frame, 9 bytes
+      0x00, 0x3C, 0x00, 0x28, 0x00, 0x00,              // basic.publish, ticket
+      0x00, 0x00,                                      // default exchange, empty key
+      0x01,                                            // mandatory
+      0xCE,                                            // frame-end
       0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x0E,        // header frame, 14 bytes
-      0x00, 0x3C, 0x00, 0x00,                          //
+      0x00, 0x3C, 0x00, 0x00,                          // basic, weight 0
       0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // body size 0
       0x00, 0x00,                                      // no properties
-      0xCE,
-      // no body frame at all for an empty body
+      0xCE,                                            // frame-end; no body frame at all
   };
   CHECK(hex(out) == hex(expected));
 }
@@ -297,7 +299,7 @@ TEST_CASE("encode_publish splits the body at frame_max") {
   const std::size_t first_body = 19 + 33;
   REQUIRE(out.size() == first_body + 3 * 8 + body.size());
   const std::uint8_t* p = out.data();
-  CHECK(hex(bytes_view(p + 19, 7)) == "02 00 03 00 00 00 19");  // header frame, 25 bytes
+  CHECK(hex(bytes_view(p + 19, 7)) == "02 00 03 00 00 00 19");         // header frame, 25 bytes
   const byte_vec frame1 = {0x03, 0x00, 0x03, 0x00, 0x00, 0x0F, 0xF8};  // 4088
   const byte_vec frame3 = {0x03, 0x00, 0x03, 0x00, 0x00, 0x00, 0x0A};  // 10
   CHECK(hex(bytes_view(p + first_body, 7)) == hex(frame1));

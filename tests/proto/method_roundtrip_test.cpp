@@ -152,7 +152,8 @@ TEST_CASE("a few replies checked against the spec by hand") {
   CHECK(connection_start::responses == std::array<std::uint32_t, 1>{method_key(10, 11)});
   CHECK(channel_close::responses == std::array<std::uint32_t, 1>{method_key(20, 41)});
   CHECK(basic_qos::responses == std::array<std::uint32_t, 1>{method_key(60, 11)});
-  CHECK(basic_get::responses == std::array<std::uint32_t, 2>{method_key(60, 71), method_key(60, 72)});
+  CHECK(basic_get::responses ==
+        std::array<std::uint32_t, 2>{method_key(60, 71), method_key(60, 72)});
   CHECK(basic_recover::responses == std::array<std::uint32_t, 1>{method_key(60, 111)});
   CHECK(confirm_select::responses == std::array<std::uint32_t, 1>{method_key(85, 11)});
   CHECK(basic_publish::has_content);

@@ -47,47 +47,47 @@ const byte_vec publish_frame = {
     0x00, 0x3C,              // class 60 basic
     0x00, 0x28,              // method 40 publish
     0x00, 0x00,              // reserved-1 (ticket)
-    0x02, 'e', 'x',          // exchange "ex"
-    0x02, 'r', 'k',          // routing-key "rk"
+    0x02, 'e',  'x',         // exchange "ex"
+    0x02, 'r',  'k',         // routing-key "rk"
     0x01,                    // bit 0 mandatory = 1, bit 1 immediate = 0
     0xCE,                    // frame-end
 };
 
 const byte_vec deliver_frame = {
-    0x01,                    // frame type: method
-    0x00, 0x02,              // channel 2
-    0x00, 0x00, 0x00, 0x19,  // payload size 25
-    0x00, 0x3C,              // class 60 basic
-    0x00, 0x3C,              // method 60 deliver
-    0x04, 'c', 't', 'a', 'g',                        // consumer-tag "ctag"
+    0x01,                                            // frame type: method
+    0x00, 0x02,                                      // channel 2
+    0x00, 0x00, 0x00, 0x19,                          // payload size 25
+    0x00, 0x3C,                                      // class 60 basic
+    0x00, 0x3C,                                      // method 60 deliver
+    0x04, 'c',  't',  'a',  'g',                     // consumer-tag "ctag"
     0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,  // delivery-tag
     0x01,                                            // redelivered
-    0x02, 'e', 'x',                                  // exchange "ex"
-    0x03, 'k', 'e', 'y',                             // routing-key "key"
+    0x02, 'e',  'x',                                 // exchange "ex"
+    0x03, 'k',  'e',  'y',                           // routing-key "key"
     0xCE,
 };
 
 const byte_vec start_ok_frame = {
-    0x01,                    // frame type: method
-    0x00, 0x00,              // channel 0
-    0x00, 0x00, 0x00, 0x56,  // payload size 86
-    0x00, 0x0A,              // class 10 connection
-    0x00, 0x0B,              // method 11 start-ok
-    0x00, 0x00, 0x00, 0x32,  // client-properties: 50 bytes
-    0x07, 'p', 'r', 'o', 'd', 'u', 'c', 't',       //   "product"
-    'S', 0x00, 0x00, 0x00, 0x06,                   //   longstr, 6 bytes
-    'w', 'a', 'r', 'r', 'e', 'n',                  //   "warren"
-    0x0C, 'c', 'a', 'p', 'a', 'b', 'i', 'l', 'i',  //   "capabilities"
-    't', 'i', 'e', 's',                            //
-    'F', 0x00, 0x00, 0x00, 0x0D,                   //   table, 13 bytes
-    0x0A, 'b', 'a', 's', 'i', 'c', '.', 'n', 'a',  //     "basic.nack"
-    'c', 'k',                                      //
-    't', 0x01,                                     //     true
-    0x05, 'P', 'L', 'A', 'I', 'N',                 // mechanism "PLAIN"
-    0x00, 0x00, 0x00, 0x0C,                        // response, 12 bytes:
-    0x00, 'g', 'u', 'e', 's', 't',                 //   NUL user
-    0x00, 'g', 'u', 'e', 's', 't',                 //   NUL password
-    0x05, 'e', 'n', '_', 'U', 'S',                 // locale "en_US"
+    0x01,                                              // frame type: method
+    0x00, 0x00,                                        // channel 0
+    0x00, 0x00, 0x00, 0x56,                            // payload size 86
+    0x00, 0x0A,                                        // class 10 connection
+    0x00, 0x0B,                                        // method 11 start-ok
+    0x00, 0x00, 0x00, 0x32,                            // client-properties: 50 bytes
+    0x07, 'p',  'r',  'o',  'd',  'u', 'c', 't',       //   "product"
+    'S',  0x00, 0x00, 0x00, 0x06,                      //   longstr, 6 bytes
+    'w',  'a',  'r',  'r',  'e',  'n',                 //   "warren"
+    0x0C, 'c',  'a',  'p',  'a',  'b', 'i', 'l', 'i',  //   "capabilities"
+    't',  'i',  'e',  's',                             //
+    'F',  0x00, 0x00, 0x00, 0x0D,                      //   table, 13 bytes
+    0x0A, 'b',  'a',  's',  'i',  'c', '.', 'n', 'a',  //     "basic.nack"
+    'c',  'k',                                         //
+    't',  0x01,                                        //     true
+    0x05, 'P',  'L',  'A',  'I',  'N',                 // mechanism "PLAIN"
+    0x00, 0x00, 0x00, 0x0C,                            // response, 12 bytes:
+    0x00, 'g',  'u',  'e',  's',  't',                 //   NUL user
+    0x00, 'g',  'u',  'e',  's',  't',                 //   NUL password
+    0x05, 'e',  'n',  '_',  'U',  'S',                 // locale "en_US"
     0xCE,
 };
 
@@ -188,10 +188,10 @@ TEST_CASE("reserved fields encode as zero and are ignored on decode") {
 }
 
 TEST_CASE("connection.tune carries channel-max, frame-max, heartbeat") {
-  const byte_vec payload = {0x00, 0x0A, 0x00, 0x1E,   // connection.tune
-                            0x07, 0xFF,               // channel-max 2047
-                            0x00, 0x02, 0x00, 0x00,   // frame-max 131072
-                            0x00, 0x3C};              // heartbeat 60
+  const byte_vec payload = {0x00, 0x0A, 0x00, 0x1E,  // connection.tune
+                            0x07, 0xFF,              // channel-max 2047
+                            0x00, 0x02, 0x00, 0x00,  // frame-max 131072
+                            0x00, 0x3C};             // heartbeat 60
   any_method out;
   REQUIRE_FALSE(decode_method(view(payload), out));
   const auto& t = std::get<connection_tune>(out);
@@ -242,17 +242,17 @@ TEST_CASE("lengths that run past the end are truncated") {
     CHECK(largest_allocation() < 4096);
   }
   SUBCASE("a table") {
-    const byte_vec p = {0x00, 0x0A, 0x00, 0x0A, 0x00, 0x09,     // start 0-9
-                        0x00, 0x00, 0x10, 0x00, 0x01, 'k', 'V'};  // table of 4096
+    const byte_vec p = {0x00, 0x0A, 0x00, 0x0A, 0x00, 0x09,        // start 0-9
+                        0x00, 0x00, 0x10, 0x00, 0x01, 'k',  'V'};  // table of 4096
     CHECK(decode_method(view(p), out) == errc::truncated);
   }
 }
 
 TEST_CASE("bytes after the last field are refused") {
-  const byte_vec p = {0x00, 0x3C, 0x00, 0x50,                            // basic.ack
-                      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2A,    // delivery-tag 42
-                      0x01,                                              // multiple
-                      0x00};                                             // stray
+  const byte_vec p = {0x00, 0x3C, 0x00, 0x50,                          // basic.ack
+                      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x2A,  // delivery-tag 42
+                      0x01,                                            // multiple
+                      0x00};                                           // stray
   any_method out;
   CHECK(decode_method(view(p), out) == errc::trailing_bytes);
   const byte_vec ok(p.begin(), p.end() - 1);
@@ -264,9 +264,8 @@ TEST_CASE("bytes after the last field are refused") {
 TEST_CASE("a field table error inside a method surfaces") {
   any_method out;
   SUBCASE("unknown type letter") {
-    const byte_vec p = {0x00, 0x0A, 0x00, 0x0A, 0x00, 0x09,
-                        0x00, 0x00, 0x00, 0x04, 0x01, 'k', 'U', 0x00,
-                        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+    const byte_vec p = {0x00, 0x0A, 0x00, 0x0A, 0x00, 0x09, 0x00, 0x00, 0x00, 0x04, 0x01,
+                        'k',  'U',  0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
     CHECK(decode_method(view(p), out) == errc::unknown_field_type);
   }
   SUBCASE("tables nested 10,000 deep in server-properties") {
@@ -274,9 +273,10 @@ TEST_CASE("a field table error inside a method surfaces") {
     const int depth = 10000;
     for (int k = 0; k < depth - 1; ++k) {
       const std::uint32_t body = 7u * static_cast<std::uint32_t>(depth - 1 - k);
-      p.insert(p.end(), {static_cast<std::uint8_t>(body >> 24), static_cast<std::uint8_t>(body >> 16),
-                         static_cast<std::uint8_t>(body >> 8), static_cast<std::uint8_t>(body),
-                         0x01, 'a', 'F'});
+      p.insert(
+          p.end(),
+          {static_cast<std::uint8_t>(body >> 24), static_cast<std::uint8_t>(body >> 16),
+           static_cast<std::uint8_t>(body >> 8), static_cast<std::uint8_t>(body), 0x01, 'a', 'F'});
     }
     p.insert(p.end(), {0, 0, 0, 0});
     p.insert(p.end(), {0, 0, 0, 0, 0, 0, 0, 0});  // mechanisms, locales

@@ -1,0 +1,324 @@
+// The ceiling for publishing: a real AMQP handshake, then basic.publish
+// triplets encoded once and written again and again in large batches, one
+// write() per batch. No per-message work at all, so its rate is what the
+// machine (against the null broker) or the broker (against RabbitMQ) can take
+// for those bytes.
+//
+//   blaster [--uri amqp://user:pass@host:port/vhost] [--queue NAME] [--size BYTES]
+//           [--count N] [--batch BYTES] [--confirm WINDOW] [--json]
+//
+// Messages go to the default exchange with the queue's name as routing key.
+// The queue is declared (non-durable, not exclusive, not auto-delete) and its
+// message count read first. After the last write (and, with --confirm, the
+// last ack) the queue is declared passively until it holds every message:
+// "taken" is that moment, so bytes still in socket buffers do not count as
+// delivered. With --confirm W at most W publishes are unconfirmed; acks are
+// read between batches.
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "raw_amqp.hpp"
+#include "warren/client/sasl.hpp"
+#include "warren/client/uri.hpp"
+#include "warren/client/wire.hpp"
+
+namespace {
+
+using namespace warren;
+
+[[noreturn]] void die(const std::string& what) {
+  std::fprintf(stderr, "blaster: %s\n", what.c_str());
+  std::exit(1);
+}
+
+class raw_connection {
+ public:
+  void connect(const connection_params& p) {
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(p.host.c_str(), std::to_string(p.port).c_str(), &hints, &res) != 0 || !res)
+      die("cannot resolve " + p.host);
+    fd_ = ::socket(res->ai_family, SOCK_STREAM, 0);
+    if (fd_ < 0 || ::connect(fd_, res->ai_addr, res->ai_addrlen) != 0)
+      die("cannot connect to " + p.host + ":" + std::to_string(p.port));
+    freeaddrinfo(res);
+    int one = 1;
+    setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    parser_.set_frame_max(131072);
+
+    send_all(protocol_header.data(), protocol_header.size());
+    auto start = expect<connection_start>(0);
+    connection_start_ok ok;
+    ok.client_properties.add("product", "warren-blaster");
+    ok.mechanism = "PLAIN";
+    ok.response = sasl_response(sasl_mechanism::plain, p.username, p.password);
+    ok.locale = "en_US";
+    send_method(0, ok);
+    auto tune = expect<connection_tune>(0);
+    connection_tune_ok tok;
+    tok.channel_max = tune.channel_max;
+    tok.frame_max = tune.frame_max == 0 ? 131072 : std::min<std::uint32_t>(tune.frame_max, 131072);
+    tok.heartbeat = 0;
+    frame_max_ = tok.frame_max;
+    send_method(0, tok);
+    connection_open open;
+    open.virtual_host = p.vhost;
+    send_method(0, open);
+    expect<connection_open_ok>(0);
+    send_method(1, channel_open{});
+    expect<channel_open_ok>(1);
+    (void)start;
+  }
+
+  void send_all(const void* data, std::size_t n) {
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    while (n != 0) {
+      const ssize_t k = ::send(fd_, p, n, MSG_NOSIGNAL);
+      if (k < 0) {
+        if (errno == EINTR) continue;
+        die(std::string("write failed: ") + std::strerror(errno));
+      }
+      p += k;
+      n -= static_cast<std::size_t>(k);
+    }
+  }
+
+  template <class M>
+  void send_method(std::uint16_t ch, const M& m) {
+    byte_buffer b;
+    bench::put_method(b, ch, m);
+    send_all(b.data(), b.size());
+  }
+
+  // Reads frames until method M arrives on channel ch; acks on the way are
+  // counted. Fails on connection.close / channel.close.
+  template <class M>
+  M expect(std::uint16_t ch) {
+    for (;;) {
+      frame_view f = next_frame(true);
+      if (f.type != frame_type::method) continue;
+      if (handle_common(f)) continue;
+      if (f.channel == ch && peek_method_key(f.payload) == M::key) {
+        M m;
+        if (decode_method_as(f.payload, m)) die("cannot decode " + std::string(M::name));
+        return m;
+      }
+    }
+  }
+
+  // Processes whatever frames are already readable without blocking.
+  void poll() {
+    for (;;) {
+      frame_view f = next_frame(false);
+      if (f.type != frame_type::method) return;
+      handle_common(f);
+    }
+  }
+
+  // Blocks for at least one frame, then takes what else is buffered.
+  void wait() {
+    frame_view f = next_frame(true);
+    if (f.type == frame_type::method) handle_common(f);
+    poll();
+  }
+
+  std::uint64_t acked = 0;
+  std::uint64_t nacked = 0;
+  std::uint64_t confirmed_upto = 0;
+  std::uint32_t frame_max_ = 131072;
+
+ private:
+  bool handle_common(const frame_view& f) {
+    const std::uint32_t key = peek_method_key(f.payload);
+    if (key == basic_ack::key || key == basic_nack::key) {
+      basic_ack a;
+      basic_nack n;
+      std::uint64_t tag = 0;
+      bool multiple = false;
+      if (key == basic_ack::key) {
+        if (decode_method_as(f.payload, a)) die("bad basic.ack");
+        tag = a.delivery_tag;
+        multiple = a.multiple;
+      } else {
+        if (decode_method_as(f.payload, n)) die("bad basic.nack");
+        tag = n.delivery_tag;
+        multiple = n.multiple;
+      }
+      const std::uint64_t count = multiple ? tag - confirmed_upto : 1;
+      (key == basic_ack::key ? acked : nacked) += count;
+      if (tag > confirmed_upto) confirmed_upto = tag;
+      return true;
+    }
+    if (key == connection_close::key || key == channel_close::key) {
+      connection_close c;
+      channel_close cc;
+      std::string text;
+      if (key == connection_close::key && !decode_method_as(f.payload, c)) text = c.reply_text;
+      if (key == channel_close::key && !decode_method_as(f.payload, cc)) text = cc.reply_text;
+      die("the broker closed: " + text);
+    }
+    return false;
+  }
+
+  // A frame, or a frame_view of type 0 when none is available and !block.
+  frame_view next_frame(bool block) {
+    for (;;) {
+      frame_view f;
+      std::error_code ec;
+      auto st = parser_.next(f, ec);
+      if (st == frame_parser::status::frame) return f;
+      if (st == frame_parser::status::error) die("bad frame from the broker: " + ec.message());
+      auto room = parser_.prepare(64 * 1024);
+      const ssize_t n = ::recv(fd_, room.data(), room.size(), block ? 0 : MSG_DONTWAIT);
+      if (n == 0) die("the broker closed the connection");
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (!block && (errno == EAGAIN || errno == EWOULDBLOCK)) return frame_view{};
+        die(std::string("read failed: ") + std::strerror(errno));
+      }
+      parser_.commit(static_cast<std::size_t>(n));
+    }
+  }
+
+  int fd_ = -1;
+  frame_parser parser_;
+};
+
+struct options {
+  std::string uri = "amqp://guest:guest@127.0.0.1:5672/";
+  std::string queue = "warren-perf";
+  std::size_t size = 64;
+  std::uint64_t count = 1000000;
+  std::size_t batch = 256 * 1024;
+  std::uint64_t window = 0;
+  bool json = false;
+};
+
+[[noreturn]] void usage(int code) {
+  std::fprintf(code == 0 ? stdout : stderr,
+               "usage: blaster [--uri URI] [--queue NAME] [--size BYTES] [--count N]\n"
+               "               [--batch BYTES] [--confirm WINDOW] [--json]\n");
+  std::exit(code);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(2);
+      return argv[++i];
+    };
+    if (a == "--uri")
+      o.uri = value();
+    else if (a == "--queue")
+      o.queue = value();
+    else if (a == "--size")
+      o.size = std::stoul(value());
+    else if (a == "--count")
+      o.count = std::stoull(value());
+    else if (a == "--batch")
+      o.batch = std::stoul(value());
+    else if (a == "--confirm")
+      o.window = std::stoull(value());
+    else if (a == "--json")
+      o.json = true;
+    else if (a == "-h" || a == "--help")
+      usage(0);
+    else
+      usage(2);
+  }
+  connection_params params;
+  std::string why;
+  if (parse_uri(o.uri, params, &why)) die("bad URI: " + why);
+
+  raw_connection c;
+  c.connect(params);
+  if (o.window != 0) {
+    c.send_method(1, confirm_select{});
+    c.expect<confirm_select_ok>(1);
+  }
+  queue_declare declare;
+  declare.queue = o.queue;
+  c.send_method(1, declare);
+  const std::uint64_t baseline = c.expect<queue_declare_ok>(1).message_count;
+
+  // One message's frames, then as many copies as make a batch.
+  const std::string body = bench::make_body(o.size);
+  publish_frame_args args;
+  args.channel = 1;
+  args.exchange = "";
+  args.routing_key = o.queue;
+  basic_properties props;
+  byte_buffer one;
+  if (encode_publish(one, args, props, as_bytes(body), c.frame_max_)) die("cannot encode");
+  const std::size_t per_batch = std::max<std::size_t>(1, o.batch / one.size());
+  byte_buffer batch;
+  for (std::size_t i = 0; i < per_batch; ++i) batch.append(one.data(), one.size());
+
+  const double cpu0 = bench::process_cpu_seconds();
+  const std::uint64_t t0 = bench::now_ns();
+  std::uint64_t sent = 0;
+  while (sent < o.count) {
+    std::uint64_t k = std::min<std::uint64_t>(per_batch, o.count - sent);
+    if (o.window != 0) {
+      while (sent - c.confirmed_upto >= o.window) c.wait();
+      k = std::min<std::uint64_t>(k, o.window - (sent - c.confirmed_upto));
+    }
+    c.send_all(batch.data(), k * one.size());
+    sent += k;
+    if (o.window != 0) c.poll();
+  }
+  const std::uint64_t t_sent = bench::now_ns();
+  while (o.window != 0 && c.confirmed_upto < sent) c.wait();
+  const std::uint64_t t_confirmed = bench::now_ns();
+  queue_declare passive;
+  passive.queue = o.queue;
+  passive.passive = true;
+  std::uint64_t polls = 0;
+  for (;;) {
+    c.send_method(1, passive);
+    ++polls;
+    if (c.expect<queue_declare_ok>(1).message_count >= baseline + o.count) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
+  const std::uint64_t t_taken = bench::now_ns();
+  const double cpu = bench::process_cpu_seconds() - cpu0;
+  c.send_method(0, connection_close{});
+  c.expect<connection_close_ok>(0);
+
+  const double send_s = (t_sent - t0) / 1e9;
+  const double confirm_s = (t_confirmed - t0) / 1e9;
+  const double taken_s = (t_taken - t0) / 1e9;
+  if (o.json) {
+    std::printf(
+        "{\"client\":\"blaster\",\"size\":%zu,\"count\":%llu,\"window\":%llu,\"sent\":%llu,"
+        "\"acked\":%llu,\"nacked\":%llu,\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
+        "\"cpu_s\":%.6f,\"polls\":%llu}\n",
+        o.size, static_cast<unsigned long long>(o.count),
+        static_cast<unsigned long long>(o.window), static_cast<unsigned long long>(sent),
+        static_cast<unsigned long long>(c.acked), static_cast<unsigned long long>(c.nacked), send_s,
+        confirm_s, taken_s, cpu, static_cast<unsigned long long>(polls));
+  } else {
+    std::printf("blaster: %llu messages of %zu bytes (%zu per batch, %zu bytes on the wire each)\n",
+                static_cast<unsigned long long>(sent), o.size, per_batch, one.size());
+    std::printf("sending rate avg: %.0f msg/s\n", sent / send_s);
+    if (o.window != 0) std::printf("confirmed rate avg: %.0f msg/s\n", sent / confirm_s);
+    std::printf("taken rate avg: %.0f msg/s (%.3f s)\n", sent / taken_s, taken_s);
+    std::printf("client CPU: %.3f us/msg\n", cpu * 1e6 / sent);
+  }
+  return 0;
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# examples.sh SCENARIO DIR: runs the example programs built in DIR for one
+# scenario and checks what they print. Exits non-zero on the first mismatch.
+set -euo pipefail
+
+scenario="$1"
+dir="$2"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# run NAME ARGS...: runs one example (at most 60 s), its stdout into $work/NAME.out.
+run() {
+  local name="$1"
+  shift
+  echo "+ $name $*"
+  timeout 60 "$dir/$name" "$@" >"$work/$name.out" || fail "$name $* exited with $?"
+  cat "$work/$name.out"
+}
+
+# expect NAME TEXT: the last output of NAME contains TEXT.
+expect() { grep -qF -- "$2" "$work/$1.out" || fail "$1 did not print '$2'"; }
+
+# A clean 'eeg' topology: cleanup deletes it, send declares it again.
+fresh_eeg() { run cleanup >/dev/null; }
+
+case "$scenario" in
+  send-receive)
+    fresh_eeg
+    for i in $(seq 1 100); do echo "line $i: persistent message"; done >"$work/input"
+    run send --file "$work/input"
+    expect send "sent 100 message(s)"
+    run receive --count 100 >/dev/null
+    diff "$work/input" "$work/receive.out" || fail "receive printed other messages than sent"
+    printf 'from\nstdin\n' | run send
+    expect send "sent 2 message(s)"
+    run receive --count 2
+    [[ "$(cat "$work/receive.out")" == $'from\nstdin' ]] || fail "stdin messages differ"
+    run get
+    [[ ! -s "$work/get.out" ]] || fail "queue 'eeg' was not empty after receive"
+    ;;
+  get)
+    fresh_eeg
+    printf 'one\ntwo\nthree\n' | run send
+    run get --count 3
+    [[ "$(cat "$work/get.out")" == $'one\ntwo\nthree' ]] || fail "get printed other messages"
+    run get --wait 1
+    [[ ! -s "$work/get.out" ]] || fail "get found messages in an empty queue"
+    if timeout 60 "$dir/get" --count 1 >/dev/null; then fail "get --count 1 on an empty queue succeeded"; fi
+    ;;
+  transactions)
+    run transactions
+    expect transactions "commit:   3 published, queue 'eeg.tx' holds 3"
+    expect transactions "rollback: 2 published, queue 'eeg.tx' holds 3"
+    expect transactions "OK"
+    ;;
+  confirms)
+    run confirms --messages 2000 --window 50
+    expect confirms "per message: #1 acked"
+    expect confirms "per message: #4 returned (312 NO_ROUTE)"
+    expect confirms "2000 acked, 0 nacked"
+    expect confirms "queue holds 2003 messages"
+    expect confirms "OK"
+    ;;
+  exchange-bind)
+    run exchange_bind
+    expect exchange_bind "queue eeg.e2e.1 holds 1 message(s)"
+    expect exchange_bind "queue eeg.e2e.2 holds 2 message(s)"
+    expect exchange_bind "queue eeg.e2e.3 holds 1 message(s)"
+    expect exchange_bind "refused: 403 ACCESS_REFUSED"
+    expect exchange_bind "channel open after the error: no"
+    expect exchange_bind "OK"
+    ;;
+  cleanup)
+    fresh_eeg
+    printf 'a\nb\nc\n' | run send
+    run cleanup
+    expect cleanup "purged 3 message(s) from queue 'eeg'"
+    expect cleanup "cancelled consumer amq.ctag-"
+    expect cleanup "unbound queue 'eeg' from exchange 'eeg'"
+    expect cleanup "deleted queue 'eeg' with 0 message(s)"
+    expect cleanup "deleted exchange 'eeg'"
+    ;;
+  demo)
+    run demo --messages 3000 --window 300 --prefetch 100 --ack-every 25
+    expect demo "sent       3000"
+    expect demo "confirmed  3000 acked, 0 nacked"
+    expect demo "received   3000 (0 missing, 0 duplicate, 0 foreign"
+    expect demo "acked      3000"
+    expect demo "OK"
+    run demo --messages 500 --ack-every 1
+    expect demo "OK"
+    ;;
+  *)
+    fail "unknown scenario $scenario"
+    ;;
+esac
+echo "PASS: $scenario"

@@ -1,0 +1,467 @@
+// basic.qos / consume / cancel / get / ack / nack / reject / recover against
+// the broker: what is delivered, to whom, and what comes back.
+#include <doctest/doctest.h>
+
+#include <asio/this_coro.hpp>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+
+using namespace warren;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Publishes "<stem>0".."<stem>n-1" to `queue` through the default exchange,
+// each confirmed by the broker.
+asio::awaitable<void> fill(channel& ch, const std::string& queue, int n, std::string_view stem = "m") {
+  for (int i = 0; i < n; ++i) {
+    const std::string body = std::string(stem) + std::to_string(i);
+    auto pending = test::publish_settled(ch, "", queue, body);
+    const publish_status s = co_await std::move(pending);
+    REQUIRE(s == publish_status::acked);
+  }
+}
+
+asio::awaitable<std::uint32_t> ready(channel& ch, const std::string& queue) {
+  auto q = co_await ch.queue_declare(queue, {.passive = true});
+  co_return q.message_count;
+}
+
+asio::awaitable<message> next_within(consumer& c, std::chrono::milliseconds limit = 5000ms) {
+  auto m = co_await with_timeout(c.next(), limit);
+  REQUIRE(m.has_value());
+  co_return std::move(*m);
+}
+
+}  // namespace
+
+TEST_CASE("basic.get: nullopt on an empty queue; message fields and message_count") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto q = co_await ch.queue_declare("", {.exclusive = true});
+    auto none = co_await ch.get(q.queue);
+    CHECK_FALSE(none.has_value());
+
+    co_await fill(ch, q.queue, 3);
+    auto m0 = co_await ch.get(q.queue);
+    REQUIRE(m0.has_value());
+    CHECK(m0->body == "m0");
+    CHECK(m0->message_count == 2);
+    CHECK(m0->exchange == "");
+    CHECK(m0->routing_key == q.queue);
+    CHECK(m0->consumer_tag.empty());
+    CHECK_FALSE(m0->redelivered);
+    CHECK(m0->delivery_tag == 1);
+    auto m1 = co_await ch.get(q.queue);
+    REQUIRE(m1.has_value());
+    CHECK(m1->body == "m1");
+    CHECK(m1->message_count == 1);
+    CHECK(m1->delivery_tag == 2);
+
+    // reject(requeue) puts m0 back at the head, marked redelivered.
+    ch.reject(m0->delivery_tag, true);
+    ch.ack(m1->delivery_tag);
+    auto again = co_await ch.get(q.queue, true);
+    REQUIRE(again.has_value());
+    CHECK(again->body == "m0");
+    CHECK(again->redelivered);
+    CHECK(again->delivery_tag == 3);
+    auto m2 = co_await ch.get(q.queue, true);
+    REQUIRE(m2.has_value());
+    CHECK(m2->body == "m2");
+    CHECK(m2->message_count == 0);
+    CHECK_FALSE(m2->redelivered);
+    auto empty = co_await ch.get(q.queue, true);
+    CHECK_FALSE(empty.has_value());
+    const std::uint32_t left = co_await ready(ch, q.queue);
+    CHECK(left == 0);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.consume: deliveries in order with consumer tag, exchange and routing key") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await ch.queue_declare("", {.exclusive = true});
+    const std::string tag = test::unique_name("tag");
+    auto cons = co_await ch.consume(q.queue, {.consumer_tag = tag});
+    CHECK(cons.tag() == tag);
+    co_await fill(pub, q.queue, 5);
+    for (int i = 0; i < 5; ++i) {
+      auto m = co_await next_within(cons);
+      CHECK(m.body == "m" + std::to_string(i));
+      CHECK(m.consumer_tag == tag);
+      CHECK(m.delivery_tag == static_cast<std::uint64_t>(i + 1));
+      CHECK(m.routing_key == q.queue);
+      CHECK(m.exchange == "");
+      CHECK_FALSE(m.redelivered);
+      ch.ack(m.delivery_tag);
+    }
+    const std::uint32_t left = co_await ready(pub, q.queue);
+    CHECK(left == 0);
+
+    // A broker-chosen tag.
+    auto cons2 = co_await ch.consume(q.queue);
+    CHECK(cons2.tag().rfind("amq.ctag-", 0) == 0);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.consume no_ack: nothing to acknowledge, nothing comes back") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    const std::string name = test::unique_name("no-ack");
+    co_await pub.queue_declare(name, {.exclusive = true});
+    auto cons = co_await ch.consume(name, {.no_ack = true});
+    co_await fill(pub, name, 3);
+    for (int i = 0; i < 3; ++i) {
+      auto m = co_await next_within(cons);
+      CHECK(m.body == "m" + std::to_string(i));
+    }
+    co_await ch.close();  // with acks pending, the messages would be requeued now
+    const std::uint32_t left = co_await ready(pub, name);
+    CHECK(left == 0);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.consume exclusive: a second consumer is refused with 403") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto other = co_await conn.open_channel();
+    const std::string name = test::unique_name("exclusive-consumer");
+    co_await ch.queue_declare(name, {.exclusive = true});
+    auto cons = co_await ch.consume(name, {.exclusive = true});
+    auto e = co_await test::error_of(other.consume(name));
+    CHECK(e.reply_code() == 403);
+    CHECK(e.text.find("exclusive") != std::string::npos);
+    CHECK(e.class_id == 60);
+    CHECK(e.method_id == 20);
+    CHECK_FALSE(other.is_open());
+    CHECK(ch.is_open());
+    // And an exclusive consume where a consumer exists is refused too.
+    auto third = co_await conn.open_channel();
+    co_await cons.cancel();
+    auto plain = co_await ch.consume(name);
+    auto e2 = co_await test::error_of(third.consume(name, {.exclusive = true}));
+    CHECK(e2.reply_code() == 403);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.consume arguments: x-priority sends everything to the higher priority") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch_low = co_await conn.open_channel();
+    auto ch_high = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    field_table low_args;
+    low_args.add("x-priority", std::int32_t{1});
+    field_table high_args;
+    high_args.add("x-priority", std::int32_t{10});
+    auto low = co_await ch_low.consume(q.queue, {.no_ack = true, .arguments = &low_args});
+    auto high = co_await ch_high.consume(q.queue, {.no_ack = true, .arguments = &high_args});
+    co_await fill(pub, q.queue, 6);
+    for (int i = 0; i < 6; ++i) {
+      auto m = co_await next_within(high);
+      CHECK(m.body == "m" + std::to_string(i));
+    }
+    co_await test::sleep_for(100ms);
+    CHECK(low.buffered() == 0);
+    auto none = co_await test::error_of(with_timeout(low.next(), 100ms));
+    CHECK(none.code == errc::timeout);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.qos: prefetch_count bounds unacked deliveries per consumer") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    co_await ch.qos({.prefetch_count = 2});
+    auto cons = co_await ch.consume(q.queue);
+    co_await fill(pub, q.queue, 5);
+    co_await test::sleep_for(200ms);
+    CHECK(cons.buffered() == 2);
+    std::uint32_t ready_now = co_await ready(pub, q.queue);
+    CHECK(ready_now == 3);
+
+    auto a = co_await next_within(cons);
+    auto b = co_await next_within(cons);
+    CHECK(a.body == "m0");
+    CHECK(b.body == "m1");
+    co_await test::sleep_for(100ms);
+    CHECK(cons.buffered() == 0);  // still two unacked: nothing more comes
+    ch.ack(b.delivery_tag, true);  // acks both
+    auto c = co_await next_within(cons);
+    auto d = co_await next_within(cons);
+    CHECK(c.body == "m2");
+    CHECK(d.body == "m3");
+    ch.ack(c.delivery_tag);
+    auto e = co_await next_within(cons);
+    CHECK(e.body == "m4");
+    ch.ack(e.delivery_tag, true);
+    ready_now = co_await ready(pub, q.queue);
+    CHECK(ready_now == 0);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.qos global: the limit is shared by every consumer of the channel") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q1 = co_await pub.queue_declare("", {.exclusive = true});
+    auto q2 = co_await pub.queue_declare("", {.exclusive = true});
+    co_await ch.qos({.prefetch_count = 3, .global = true});
+    auto c1 = co_await ch.consume(q1.queue);
+    auto c2 = co_await ch.consume(q2.queue);
+    co_await fill(pub, q1.queue, 4);
+    co_await fill(pub, q2.queue, 4);
+    co_await test::sleep_for(200ms);
+    CHECK(c1.buffered() + c2.buffered() == 3);
+    const std::uint32_t r1 = co_await ready(pub, q1.queue);
+    const std::uint32_t r2 = co_await ready(pub, q2.queue);
+    CHECK(r1 + r2 == 5);
+
+    // Per consumer (global = false) on a fresh channel: 2 each.
+    auto ch2 = co_await conn.open_channel();
+    co_await ch.close();  // all 3 unacked go back
+    co_await ch2.qos({.prefetch_count = 2});
+    auto d1 = co_await ch2.consume(q1.queue);
+    auto d2 = co_await ch2.consume(q2.queue);
+    co_await test::sleep_for(200ms);
+    CHECK(d1.buffered() == 2);
+    CHECK(d2.buffered() == 2);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.cancel: the stream ends after what was buffered; later messages stay queued") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    auto cons = co_await ch.consume(q.queue, {.no_ack = true});
+    co_await fill(pub, q.queue, 2);
+    co_await test::sleep_for(100ms);
+    CHECK(cons.buffered() == 2);
+    co_await cons.cancel();
+    auto consumers = co_await pub.queue_declare(q.queue, {.passive = true});
+    CHECK(consumers.consumer_count == 0);
+    co_await fill(pub, q.queue, 1, "after-cancel");
+
+    auto a = co_await with_timeout(cons.next(), 1s);
+    auto b = co_await with_timeout(cons.next(), 1s);
+    auto end = co_await with_timeout(cons.next(), 1s);
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    CHECK(a->body == "m0");
+    CHECK(b->body == "m1");
+    CHECK_FALSE(end.has_value());
+    CHECK_FALSE(cons.end_reason());
+    const std::uint32_t left = co_await ready(pub, q.queue);
+    CHECK(left == 1);
+    CHECK(ch.is_open());
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("server-sent basic.cancel: deleting the queue ends the stream with consumer_cancelled") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto admin = co_await conn.open_channel();
+    const std::string name = test::unique_name("server-cancel");
+    co_await admin.queue_declare(name, {.exclusive = true});
+    auto cons = co_await ch.consume(name);
+    auto ex = co_await asio::this_coro::executor;
+    auto waiting = test::start(ex, cons.next());
+    co_await test::sleep_for(50ms);
+    CHECK_FALSE(waiting->done);
+
+    const std::uint32_t n = co_await admin.queue_delete(name);
+    CHECK(n == 0);
+    const bool done = co_await test::wait_done(*waiting, 5s);
+    REQUIRE(done);
+    CHECK_FALSE(waiting->error.code);  // next() returned std::nullopt
+    CHECK(cons.end_reason().code == errc::consumer_cancelled);
+    auto after = co_await with_timeout(cons.next(), 1s);
+    CHECK_FALSE(after.has_value());
+    // Only the consumer ended: the channel goes on.
+    CHECK(ch.is_open());
+    auto q = co_await ch.queue_declare("", {.exclusive = true});
+    CHECK_FALSE(q.queue.empty());
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.ack multiple; unacked deliveries are requeued as redelivered on channel close") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    auto cons = co_await ch.consume(q.queue);
+    co_await fill(pub, q.queue, 4);
+    std::vector<message> got;
+    for (int i = 0; i < 4; ++i) {
+      auto m = co_await next_within(cons);
+      got.push_back(std::move(m));
+    }
+    ch.ack(got[2].delivery_tag, true);  // m0, m1, m2
+    co_await ch.close();                // m3 goes back
+    auto back = co_await pub.get(q.queue, true);
+    REQUIRE(back.has_value());
+    CHECK(back->body == "m3");
+    CHECK(back->redelivered);
+    auto none = co_await pub.get(q.queue, true);
+    CHECK_FALSE(none.has_value());
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.nack: multiple and requeue") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto q = co_await ch.queue_declare("", {.exclusive = true});
+    co_await fill(ch, q.queue, 4);
+    std::vector<message> got;
+    for (int i = 0; i < 4; ++i) {
+      auto m = co_await ch.get(q.queue);
+      REQUIRE(m.has_value());
+      got.push_back(std::move(*m));
+    }
+    ch.nack(got[1].delivery_tag, true, true);    // m0, m1 back to the queue
+    ch.nack(got[2].delivery_tag, false, false);  // m2 dropped
+    ch.nack(got[3].delivery_tag, false, true);   // m3 back
+    std::vector<std::string> bodies;
+    for (;;) {
+      auto m = co_await ch.get(q.queue, true);
+      if (!m) break;
+      CHECK(m->redelivered);
+      bodies.push_back(m->body);
+    }
+    CHECK(bodies == std::vector<std::string>{"m0", "m1", "m3"});
+
+    // nack multiple without requeue drops them all.
+    co_await fill(ch, q.queue, 3, "d");
+    std::uint64_t last = 0;
+    for (int i = 0; i < 3; ++i) {
+      auto m = co_await ch.get(q.queue);
+      REQUIRE(m.has_value());
+      last = m->delivery_tag;
+    }
+    ch.nack(last, true, false);
+    const std::uint32_t left = co_await ready(ch, q.queue);
+    CHECK(left == 0);
+    auto none = co_await ch.get(q.queue);
+    CHECK_FALSE(none.has_value());
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.reject: requeue redelivers, no requeue drops") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    auto cons = co_await ch.consume(q.queue);
+    co_await fill(pub, q.queue, 2);
+    auto a = co_await next_within(cons);
+    auto b = co_await next_within(cons);
+    CHECK(a.body == "m0");
+    CHECK(b.body == "m1");
+    ch.reject(a.delivery_tag, false);
+    ch.reject(b.delivery_tag, true);
+    auto again = co_await next_within(cons);
+    CHECK(again.body == "m1");
+    CHECK(again.redelivered);
+    CHECK(again.delivery_tag > b.delivery_tag);
+    ch.ack(again.delivery_tag);
+    auto none = co_await test::error_of(with_timeout(cons.next(), 200ms));
+    CHECK(none.code == errc::timeout);
+    const std::uint32_t left = co_await ready(pub, q.queue);
+    CHECK(left == 0);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("basic.recover: unacked deliveries come again, marked redelivered") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    auto cons = co_await ch.consume(q.queue);
+    co_await fill(pub, q.queue, 2);
+    auto a = co_await next_within(cons);
+    auto b = co_await next_within(cons);
+    CHECK_FALSE(a.redelivered);
+    co_await ch.recover(true);
+    auto a2 = co_await next_within(cons);
+    auto b2 = co_await next_within(cons);
+    CHECK(a2.body == "m0");
+    CHECK(b2.body == "m1");
+    CHECK(a2.redelivered);
+    CHECK(b2.redelivered);
+    CHECK(a2.delivery_tag > b.delivery_tag);
+    ch.ack(b2.delivery_tag, true);
+    const std::uint32_t left = co_await ready(pub, q.queue);
+    CHECK(left == 0);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("channel.flow: the broker acknowledges flow changes") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    // RabbitMQ 3.10 accepts channel.flow active=true; active=false is a
+    // 540 NOT_IMPLEMENTED connection error (error_test.cpp).
+    const bool active = co_await ch.flow(true);
+    CHECK(active);
+    co_await conn.close();
+  });
+}
+
+// BUG (client): a consumer whose stream holds `prefetch` undelivered messages
+// counts as full, and a full stream stops the connection reading the socket.
+// With consume_options::prefetch the broker never sends more than that, so
+// "full" is the normal state of a consumer the user has not read yet: every
+// other operation on the connection then waits forever (here: a passive
+// declare on another channel). Expected: reading pauses only when a delivery
+// arrives that does not fit.
+TEST_CASE("BUG: a consumer's full prefetch buffer must not stall other channels") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    auto cons = co_await ch.consume(q.queue, {.prefetch = 2});
+    co_await fill(pub, q.queue, 2);
+    co_await test::sleep_for(200ms);  // both deliveries are in the stream now
+    CHECK(cons.buffered() == 2);
+    auto e = co_await test::error_of(with_timeout(pub.queue_declare(q.queue, {.passive = true}), 3s));
+    CHECK_MESSAGE(!e.code, "passive declare on another channel stalled: " << e.text);
+    // Reading the stream unblocks the connection.
+    auto m = co_await next_within(cons);
+    CHECK(m.body == "m0");
+    co_await conn.close();
+  });
+}
