@@ -258,6 +258,8 @@ void connection_core::on_connection_method(bytes_view payload) {
       // with connection.close instead of dropping the socket.
       if (phase_ == phase::tune && close.reply_code == static_cast<std::uint16_t>(reply_code::access_refused)) {
         why.code = errc::authentication_failed;
+        // Keep the broker's code visible: the error is now a client-side one.
+        why.text = std::to_string(close.reply_code) + " " + why.text;
       }
       encode_method_frame(output_, 0, connection_close_ok{});
       if (phase_ == phase::closing) {

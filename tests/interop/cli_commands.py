@@ -67,6 +67,7 @@ try:
            stderr="warren publish: --headers-json: invalid JSON: line 1, column 6: expected a "
                   "JSON value, found end of input\n")
     expect(["declare-queue", "x", "--uri", "http://host/"], status=2)
+    expect(["declare-queue", "--no-wait"], status=2)
     expect(["--version"], stdout=None)
 
     # --uri wins over $AMQP_URL; a refused connection is exit status 1.

@@ -27,6 +27,9 @@ capture = ic.PikaRawCapture()
 queue = ic.unique("pika-decoder")
 conn = ic.pika_connection()
 ch = conn.channel()
+# Each publish then waits for the broker's ack: the message is in the queue
+# before warren, on a connection of its own, looks for it.
+ch.confirm_delivery()
 ch.queue_declare(queue)
 ch.queue_purge(queue)
 

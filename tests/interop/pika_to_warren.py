@@ -63,6 +63,9 @@ def typed(t, v):
 queue = ic.unique("pika-to-warren")
 conn = ic.pika_connection()
 ch = conn.channel()
+# Each publish then waits for the broker's ack: the message is in the queue
+# before warren, on a connection of its own, looks for it.
+ch.confirm_delivery()
 ch.queue_declare(queue)
 ch.queue_purge(queue)
 user = ic.username()
