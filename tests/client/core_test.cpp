@@ -279,7 +279,7 @@ TEST_CASE("core handshake: authentication failure") {
   s.expect_silence();
   REQUIRE(opened.done());
   CHECK(opened.code() == errc::authentication_failed);
-  CHECK(opened.result().error.text == text);
+  CHECK(opened.result().error.text == "403 " + text);
   CHECK(s.core.is_closed());
   CHECK(s.core.close_reason().code == errc::authentication_failed);
 }
