@@ -41,8 +41,8 @@ struct connection_params {
 //
 // Components left out take connection_params{}'s values (amqps: port 5671 and
 // tls = true). user, password, host and vhost are %-decoded. The vhost is the
-// path without its leading '/': no path means "/", an empty path
-// ("amqp://host/") means the empty vhost "", and "/" is written %2F.
+// path without its leading '/': no path and a lone "/" ("amqp://host/") both
+// mean the default vhost "/", which can also be written %2F.
 // Query parameters: heartbeat, frame_max, channel_max, connection_timeout
 // (milliseconds), auth_mechanism (plain, amqplain, external); any other name
 // is an error.

@@ -653,25 +653,31 @@ TEST_CASE("core deliveries: consume, deliver, next_delivery") {
   CHECK(s.core.is_open());
 }
 
-TEST_CASE("core deliveries: a full stream pauses reading until drained") {
+TEST_CASE("core deliveries: a stream over its capacity pauses reading until drained") {
   script s;
   s.handshake();
   const auto ch = s.open_channel();
   auto a = s.consume(ch, "qa", "a", 2);
   auto b = s.consume(ch, "qb", "b", 1);
 
+  // Up to capacity (the prefetch) is the normal state of an unread consumer.
   s.send_message(ch, deliver("a", 1), "1");
-  CHECK_FALSE(s.core.reading_paused());
   s.send_message(ch, deliver("a", 2), "2");
-  CHECK(s.core.reading_paused());
   s.send_message(ch, deliver("b", 3), "3");
+  CHECK_FALSE(s.core.reading_paused());
+  // One more than fits pauses the connection's reading.
+  s.send_message(ch, deliver("a", 4), "4");
+  CHECK(s.core.reading_paused());
+  s.send_message(ch, deliver("b", 5), "5");
   CHECK(s.core.reading_paused());
 
   CHECK(s.next_delivery(a).body == "1");
-  CHECK(s.core.reading_paused());  // b is still full
+  CHECK(s.core.reading_paused());  // b is still over
   CHECK(s.next_delivery(b).body == "3");
   CHECK_FALSE(s.core.reading_paused());
   CHECK(s.next_delivery(a).body == "2");
+  CHECK(s.next_delivery(a).body == "4");
+  CHECK(s.next_delivery(b).body == "5");
   CHECK_FALSE(s.core.reading_paused());
 }
 

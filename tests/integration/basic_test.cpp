@@ -15,7 +15,8 @@ namespace {
 
 // Publishes "<stem>0".."<stem>n-1" to `queue` through the default exchange,
 // each confirmed by the broker.
-asio::awaitable<void> fill(channel& ch, const std::string& queue, int n, std::string_view stem = "m") {
+asio::awaitable<void> fill(channel& ch, const std::string& queue, int n,
+                           std::string_view stem = "m") {
   for (int i = 0; i < n; ++i) {
     const std::string body = std::string(stem) + std::to_string(i);
     auto pending = test::publish_settled(ch, "", queue, body);
@@ -202,7 +203,7 @@ TEST_CASE("basic.qos: prefetch_count bounds unacked deliveries per consumer") {
     CHECK(a.body == "m0");
     CHECK(b.body == "m1");
     co_await test::sleep_for(100ms);
-    CHECK(cons.buffered() == 0);  // still two unacked: nothing more comes
+    CHECK(cons.buffered() == 0);   // still two unacked: nothing more comes
     ch.ack(b.delivery_tag, true);  // acks both
     auto c = co_await next_within(cons);
     auto d = co_await next_within(cons);
@@ -275,6 +276,34 @@ TEST_CASE("basic.cancel: the stream ends after what was buffered; later messages
     CHECK_FALSE(cons.end_reason());
     const std::uint32_t left = co_await ready(pub, q.queue);
     CHECK(left == 1);
+    CHECK(ch.is_open());
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("a consumer handle dropped unread: the broker stops delivering to it") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    {
+      auto cons = co_await ch.consume(q.queue);
+      co_await fill(pub, q.queue, 2);
+      co_await test::sleep_for(100ms);
+      CHECK(cons.buffered() == 2);
+    }
+    // Unread (and unacked) deliveries go back; nothing new is delivered.
+    co_await test::sleep_for(200ms);
+    auto after = co_await pub.queue_declare(q.queue, {.passive = true});
+    CHECK(after.consumer_count == 0);
+    co_await fill(pub, q.queue, 1, "later");
+    const std::uint32_t n = co_await ready(pub, q.queue);
+    CHECK(n == 3);
+    auto m = co_await pub.get(q.queue, true);
+    REQUIRE(m.has_value());
+    CHECK(m->body == "m0");
+    CHECK(m->redelivered);
     CHECK(ch.is_open());
     co_await conn.close();
   });
@@ -440,28 +469,33 @@ TEST_CASE("channel.flow: the broker acknowledges flow changes") {
   });
 }
 
-// BUG (client): a consumer whose stream holds `prefetch` undelivered messages
-// counts as full, and a full stream stops the connection reading the socket.
-// With consume_options::prefetch the broker never sends more than that, so
-// "full" is the normal state of a consumer the user has not read yet: every
-// other operation on the connection then waits forever (here: a passive
-// declare on another channel). Expected: reading pauses only when a delivery
-// arrives that does not fit.
-TEST_CASE("BUG: a consumer's full prefetch buffer must not stall other channels") {
+// A consumer holding `prefetch` unread deliveries is the normal state of a
+// consumer the user has not read yet: the broker never sends more, and the
+// rest of the connection (other channels, confirms overtaken by deliveries)
+// must keep working. Reading pauses only for a delivery that does not fit.
+TEST_CASE("a consumer holding its whole prefetch unread does not stall other channels") {
   test::run([]() -> asio::awaitable<void> {
     auto conn = co_await test::open_connection();
     auto ch = co_await conn.open_channel();
-    auto pub = co_await conn.open_channel();
-    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    auto other = co_await conn.open_channel();
+    auto q = co_await other.queue_declare("", {.exclusive = true});
     auto cons = co_await ch.consume(q.queue, {.prefetch = 2});
+    // Published from another connection, whose acks cannot be held up.
+    auto publisher = co_await test::open_connection();
+    auto pub = co_await publisher.open_channel();
     co_await fill(pub, q.queue, 2);
     co_await test::sleep_for(200ms);  // both deliveries are in the stream now
     CHECK(cons.buffered() == 2);
-    auto e = co_await test::error_of(with_timeout(pub.queue_declare(q.queue, {.passive = true}), 3s));
-    CHECK_MESSAGE(!e.code, "passive declare on another channel stalled: " << e.text);
+    auto ex = co_await asio::this_coro::executor;
+    auto declare = test::start(ex, other.queue_declare(q.queue, {.passive = true}));
+    const bool done = co_await test::wait_done(*declare, 3s);
+    CHECK_MESSAGE(done, "a passive declare on another channel stalled while the stream was full");
     // Reading the stream unblocks the connection.
     auto m = co_await next_within(cons);
     CHECK(m.body == "m0");
+    const bool done_later = co_await test::wait_done(*declare, 3s);
+    CHECK(done_later);
+    co_await publisher.close();
     co_await conn.close();
   });
 }

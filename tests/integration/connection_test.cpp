@@ -2,8 +2,12 @@
 // hosts, channels and their ids.
 #include <doctest/doctest.h>
 
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
 #include <asio/error.hpp>
+#include <asio/this_coro.hpp>
 #include <string>
+#include <vector>
 
 #include "harness.hpp"
 
@@ -28,6 +32,11 @@ asio::awaitable<bool> channel_works(channel& ch) {
   auto q = co_await ch.queue_declare("", {.exclusive = true});
   const auto n = co_await ch.queue_delete(q.queue);
   co_return !q.queue.empty() && n == 0;
+}
+
+asio::awaitable<void> declare_into(channel& ch, std::string name, std::string* out) {
+  auto q = co_await ch.queue_declare(name, {.exclusive = true});
+  *out = q.queue;
 }
 
 }  // namespace
@@ -106,7 +115,8 @@ TEST_CASE("connect: heartbeat, frame_max and channel_max query parameters are ne
     CHECK(conn.frame_max() == 8192);
     CHECK(conn.channel_max() == 10);
     // The broker took our tune-ok: it reports the same values.
-    const std::string row = test::connection_row(test::list_connections("frame_max channel_max timeout"), name);
+    const std::string row =
+        test::connection_row(test::list_connections("frame_max channel_max timeout"), name);
     CHECK(row == "8192\t10\t7");
 
     // Proposals above the broker's limits are lowered to them; 0 means "no
@@ -289,6 +299,37 @@ TEST_CASE("channels: ids are reused after close; channel_max is enforced") {
     CHECK(works12);
     const bool works13 = co_await channel_works(a);
     CHECK(works13);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("channels: concurrent requests on one channel each get their own reply") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto ex = co_await asio::this_coro::executor;
+    constexpr int n = 25;
+    std::vector<std::string> names(n);
+    std::vector<std::string> got(n);
+    for (int i = 0; i < n; ++i) {
+      names[i] = test::unique_name("concurrent");
+      asio::co_spawn(ex, declare_into(ch, names[i], &got[i]), asio::detached);
+    }
+    for (int i = 0; i < 200 && got[n - 1].empty(); ++i) co_await test::sleep_for(10ms);
+    for (int i = 0; i < n; ++i) CHECK(got[i] == names[i]);
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("connection.update-secret: the broker accepts a refreshed credential") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    const std::string secret = test::broker_params().password;
+    co_await conn.update_secret(secret, "refresh");
+    CHECK(conn.is_open());
+    auto ch = co_await conn.open_channel();
+    const bool works = co_await channel_works(ch);
+    CHECK(works);
     co_await conn.close();
   });
 }

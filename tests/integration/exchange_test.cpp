@@ -101,7 +101,8 @@ TEST_CASE("exchange.declare: durable, auto_delete and arguments (alternate-excha
     // redeclare that disagrees is refused with 406.
     const std::string durable = test::unique_name("durable");
     co_await ch.exchange_declare(durable, {.type = "fanout", .durable = true});
-    auto listed = test::rabbitmqctl("-q list_exchanges --no-table-headers name durable auto_delete internal");
+    auto listed =
+        test::rabbitmqctl("-q list_exchanges --no-table-headers name durable auto_delete internal");
     CHECK(listed.output.find(durable + "\ttrue\tfalse\tfalse") != std::string::npos);
     auto e = co_await test::error_of(ch.exchange_declare(durable, {.type = "fanout"}));
     CHECK(e.reply_code() == 406);
@@ -249,7 +250,8 @@ TEST_CASE("exchange-to-exchange: source routes to destination, never the other w
     CHECK(e.method_id == 30);
     ch = co_await conn.open_channel();
 
-    for (const auto* x : {&source, &destination, &topic, &internal}) co_await ch.exchange_delete(*x);
+    for (const auto* x : {&source, &destination, &topic, &internal})
+      co_await ch.exchange_delete(*x);
     co_await conn.close();
   });
 }

@@ -134,9 +134,11 @@ std::shared_ptr<background> start(asio::any_io_executor ex, asio::awaitable<T> o
 }
 
 // Waits until `b` has finished or `limit` has passed; returns b.done.
-inline asio::awaitable<bool> wait_done(const background& b, std::chrono::steady_clock::duration limit) {
+inline asio::awaitable<bool> wait_done(const background& b,
+                                       std::chrono::steady_clock::duration limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!b.done && std::chrono::steady_clock::now() < deadline) co_await sleep_for(std::chrono::milliseconds(10));
+  while (!b.done && std::chrono::steady_clock::now() < deadline)
+    co_await sleep_for(std::chrono::milliseconds(10));
   co_return b.done;
 }
 
@@ -176,8 +178,7 @@ inline std::string connection_row(const std::string& table, const std::string& n
   std::string line;
   while (std::getline(lines, line)) {
     // client_properties reads [...,{"connection_name","NAME"}]
-    if (line.find("{\"connection_name\",\"" + name + "\"}") == std::string::npos)
-      continue;
+    if (line.find("{\"connection_name\",\"" + name + "\"}") == std::string::npos) continue;
     // client_properties is the first column and ends with "]\t".
     auto end = line.rfind("]\t");
     return end == std::string::npos ? line : line.substr(end + 2);
@@ -218,8 +219,9 @@ inline void run(std::function<asio::awaitable<void>()> body,
   if (failure) std::rethrow_exception(failure);
   ctx.run_for(std::chrono::seconds(10));
   if (!ctx.stopped())
-    throw std::runtime_error("the io_context still had work 10 s after the test: "
-                             "a released connection did not shut down");
+    throw std::runtime_error(
+        "the io_context still had work 10 s after the test: "
+        "a released connection did not shut down");
 }
 
 }  // namespace warren::test

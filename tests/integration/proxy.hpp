@@ -3,13 +3,13 @@
 // at once (a lost socket) or swallow everything silently (a dead peer).
 #pragma once
 
+#include <array>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
-#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,7 +29,8 @@ class tcp_proxy {
     state_->acceptor.bind(ep);
     state_->acceptor.listen();
     auto p = broker_params();
-    state_->upstream = asio::ip::tcp::endpoint(asio::ip::make_address(resolve_host(p.host)), p.port);
+    state_->upstream =
+        asio::ip::tcp::endpoint(asio::ip::make_address(resolve_host(p.host)), p.port);
     asio::co_spawn(ex, accept_loop(state_), asio::detached);
   }
   tcp_proxy(const tcp_proxy&) = delete;

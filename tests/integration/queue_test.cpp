@@ -91,7 +91,8 @@ TEST_CASE("queue.declare: durable, exclusive and auto_delete behave as RabbitMQ 
     co_await ch.queue_declare(exclusive, {.exclusive = true});
     const std::string auto_del = test::unique_name("auto-delete");
     co_await ch.queue_declare(auto_del, {.auto_delete = true});
-    auto listed = test::rabbitmqctl("-q list_queues --no-table-headers name durable exclusive auto_delete");
+    auto listed =
+        test::rabbitmqctl("-q list_queues --no-table-headers name durable exclusive auto_delete");
     CHECK(listed.output.find(durable + "\ttrue\tfalse\tfalse") != std::string::npos);
     CHECK(listed.output.find(exclusive + "\tfalse\ttrue\tfalse") != std::string::npos);
     CHECK(listed.output.find(auto_del + "\tfalse\tfalse\ttrue") != std::string::npos);
@@ -137,7 +138,8 @@ TEST_CASE("queue.declare: arguments (x-max-length drops from the head; inequival
 
     field_table other;
     other.add("x-max-length", std::int32_t{3});
-    auto e = co_await test::error_of(ch.queue_declare(name, {.exclusive = true, .arguments = &other}));
+    auto e =
+        co_await test::error_of(ch.queue_declare(name, {.exclusive = true, .arguments = &other}));
     CHECK(e.reply_code() == 406);
     CHECK(e.text.find("x-max-length") != std::string::npos);
     CHECK(e.class_id == 50);
@@ -234,8 +236,7 @@ TEST_CASE("queue.purge returns the count; queue.delete with if_unused / if_empty
     // if_unused with a consumer: 406.
     auto other = co_await conn.open_channel();
     auto cons = co_await other.consume(name, {.prefetch = 1});
-    // Take the delivery out of the stream first: a full prefetch buffer stalls
-    // the connection (see the BUG test in basic_test.cpp).
+    // Take the delivery out of the stream first.
     auto first = co_await with_timeout(cons.next(), 5s);
     REQUIRE(first.has_value());
     auto e2 = co_await test::error_of(ch.queue_delete(name, {.if_unused = true}));
@@ -254,7 +255,8 @@ TEST_CASE("queue.purge returns the count; queue.delete with if_unused / if_empty
     ch = co_await conn.open_channel();
     const std::string empty = test::unique_name("empty");
     co_await ch.queue_declare(empty, {.exclusive = true});
-    const std::uint32_t deleted_empty = co_await ch.queue_delete(empty, {.if_unused = true, .if_empty = true});
+    const std::uint32_t deleted_empty =
+        co_await ch.queue_delete(empty, {.if_unused = true, .if_empty = true});
     CHECK(deleted_empty == 0);
     // Deleting a queue that does not exist is not an error in RabbitMQ 3.10.
     const std::uint32_t deleted_missing = co_await ch.queue_delete(empty);
