@@ -296,6 +296,10 @@ asio::awaitable<connection> connect(connection_params params, const connect_opti
     else
       r = co_await establish();
   } catch (const error& e) {
+    if (e.code() != errc::timeout) {
+      impl->close_socket();
+      throw;
+    }
     impl->core_.on_transport_error(e.code(), "connection attempt timed out");
     impl->close_socket();
     detail::throw_error(detail::make_info(
@@ -740,14 +744,31 @@ consumer::~consumer() {
 
 const std::string& consumer::tag() const noexcept { return state_->tag; }
 
-asio::awaitable<std::optional<message>> consumer::next() {
-  auto& h = *channel_;
-  auto state = state_;
+namespace {
+
+// consumer::next() when nothing is buffered: wait for the core.
+asio::awaitable<std::optional<message>> wait_delivery(detail::channel_handle& h,
+                                                      std::shared_ptr<detail::consumer_state> state) {
   auto next = [&h, &state](std::uint64_t id, detail::completion done) {
     h.core().next_delivery(state, id, std::move(done));
   };
   op_result r = co_await h.impl().checked_op(next);
   co_return std::move(r.msg);
+}
+
+}  // namespace
+
+asio::awaitable<std::optional<message>> consumer::next() {
+  auto& h = *channel_;
+  // A buffered delivery is handed over at once, moved straight from the
+  // stream's slot: no operation, no trip through the executor's queue.
+  if (message* m = h.core().take_delivery(state_)) {
+    h.impl().after_core_call();
+    co_return std::move(*m);
+  }
+  auto pending = wait_delivery(h, state_);
+  std::optional<message> m = co_await std::move(pending);
+  co_return m;
 }
 
 asio::awaitable<void> consumer::cancel() {

@@ -479,20 +479,19 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
 }
 
 void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
+  const auto target = c.content_for;
+  c.content_for = channel_state::target::none;
+  if (target == channel_state::target::deliver) {
+    auto it = c.consumers.find(c.deliver.consumer_tag);
+    if (it == c.consumers.end()) return;  // RabbitMQ sends none after cancel-ok
+    deliver(c, *it->second);
+    return;
+  }
   message msg;
   msg.properties = std::move(c.content.properties());
   msg.body = c.content.take_body();
-  const auto target = c.content_for;
-  c.content_for = channel_state::target::none;
   switch (target) {
-    case channel_state::target::deliver:
-      msg.consumer_tag = c.deliver.consumer_tag;
-      msg.delivery_tag = c.deliver.delivery_tag;
-      msg.redelivered = c.deliver.redelivered;
-      msg.exchange = c.deliver.exchange;
-      msg.routing_key = c.deliver.routing_key;
-      deliver(c, std::move(msg));
-      return;
+    case channel_state::target::deliver: return;
     case channel_state::target::get_ok: {
       msg.delivery_tag = c.get_ok.delivery_tag;
       msg.redelivered = c.get_ok.redelivered;
@@ -531,43 +530,67 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   }
 }
 
-void connection_core::deliver(channel_state& c, message&& m) {
-  auto it = c.consumers.find(m.consumer_tag);
-  if (it == c.consumers.end()) return;  // RabbitMQ sends none after cancel-ok
-  consumer_state& s = *it->second;
+namespace {
+
+// The delivery the channel has just assembled, written into `m` field by
+// field (a reused slot keeps its storage where it can).
+void fill_delivery(message& m, const basic_deliver& d, content_assembler& content) {
+  m.consumer_tag = d.consumer_tag;
+  m.delivery_tag = d.delivery_tag;
+  m.redelivered = d.redelivered;
+  m.exchange = d.exchange;
+  m.routing_key = d.routing_key;
+  m.message_count = 0;
+  m.properties = std::move(content.properties());
+  m.body = content.take_body();
+}
+
+}  // namespace
+
+void connection_core::deliver(channel_state& c, consumer_state& s) {
   if (s.orphan) {
     // Nobody will read it: hand it back rather than leave it unacked.
     if (!s.no_ack) {
       basic_reject reject;
-      reject.delivery_tag = m.delivery_tag;
+      reject.delivery_tag = c.deliver.delivery_tag;
       reject.requeue = true;
       encode_method_frame(output_, s.channel, reject);
     }
+    c.content.take_body();
     return;
   }
   if (s.waiter) {
     op_result r;
-    r.msg = std::move(m);
+    r.msg.emplace();
+    fill_delivery(*r.msg, c.deliver, c.content);
     complete(s.waiter, std::move(r));
     return;
   }
-  s.buffer.push_back(std::move(m));
-  if (!s.full && s.buffer.size() >= s.capacity) {
+  // Straight into the stream's ring: no message built and moved in between.
+  fill_delivery(s.buffer.push(), c.deliver, c.content);
+  // Holding `capacity` deliveries is the normal state of an unread consumer
+  // with that prefetch; only a delivery beyond it pauses reading.
+  if (!s.full && s.buffer.size() > s.capacity) {
     s.full = true;
     ++full_streams_;
   }
+}
+
+message* connection_core::take_delivery(const std::shared_ptr<consumer_state>& c) {
+  if (c->buffer.empty()) return nullptr;
+  message& m = c->buffer.pop_front();
+  if (c->full && c->buffer.size() <= c->capacity) {
+    c->full = false;
+    stream_drained(true);
+  }
+  return &m;
 }
 
 void connection_core::next_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id,
                                     completion done) {
   if (!c->buffer.empty()) {
     op_result r;
-    r.msg = std::move(c->buffer.front());
-    c->buffer.pop_front();
-    if (c->full && c->buffer.size() < c->capacity) {
-      c->full = false;
-      stream_drained(true);
-    }
+    r.msg.emplace(std::move(*take_delivery(c)));
     done.consume(std::move(r));
     return;
   }
@@ -883,7 +906,8 @@ void connection_core::abandon_consumer(const std::shared_ptr<consumer_state>& c)
   const bool live = ch != nullptr && check_channel(c->channel) == std::error_code{};
   // Buffered deliveries were never seen: give them back to the queue.
   if (live && !c->no_ack) {
-    for (const auto& m : c->buffer) {
+    for (std::size_t i = 0; i < c->buffer.size(); ++i) {
+      const message& m = c->buffer[i];
       basic_reject reject;
       reject.delivery_tag = m.delivery_tag;
       reject.requeue = true;

@@ -44,6 +44,50 @@ struct op_result {
 };
 using completion = unique_function<void(op_result&&)>;
 
+// A FIFO of deliveries over a ring of reused slots: no allocation per message
+// once warm (a std::deque allocates a node per message this large). A popped
+// slot is left in place, moved from by its reader, and stays valid until the
+// next push.
+class delivery_ring {
+ public:
+  bool empty() const noexcept { return size_ == 0; }
+  std::size_t size() const noexcept { return size_; }
+  message& front() noexcept { return slots_[head_]; }
+  const message& operator[](std::size_t i) const noexcept {
+    return slots_[(head_ + i) & (slots_.size() - 1)];
+  }
+  // The slot to fill next; it may hold an earlier, moved-from message.
+  message& push() {
+    if (size_ == slots_.size()) grow();
+    return slots_[(head_ + size_++) & (slots_.size() - 1)];
+  }
+  void push_back(message&& m) { push() = std::move(m); }
+  message& pop_front() noexcept {
+    message& m = slots_[head_];
+    head_ = (head_ + 1) & (slots_.size() - 1);
+    --size_;
+    return m;
+  }
+  void clear() noexcept {
+    slots_.clear();
+    slots_.shrink_to_fit();
+    head_ = size_ = 0;
+  }
+
+ private:
+  void grow() {
+    std::vector<message> bigger(slots_.empty() ? 16 : slots_.size() * 2);
+    for (std::size_t i = 0; i < size_; ++i)
+      bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
+    slots_ = std::move(bigger);
+    head_ = 0;
+  }
+
+  std::vector<message> slots_;  // a power of two in size
+  std::size_t head_ = 0;
+  std::size_t size_ = 0;
+};
+
 // A consumer's delivery stream, shared by the core and the user's handle.
 struct consumer_state {
   enum class status : std::uint8_t { starting, active, cancelling, ended };
@@ -51,7 +95,7 @@ struct consumer_state {
   std::uint16_t channel = 0;
   status state = status::starting;
   std::size_t capacity = 1024;
-  std::deque<message> buffer;
+  delivery_ring buffer;
   completion waiter;
   std::uint64_t waiter_id = 0;
   bool full = false;      // counted in connection_core's paused-stream tally
@@ -94,8 +138,8 @@ class connection_core {
   void take_output(byte_buffer& into);
   const byte_buffer& output() const noexcept { return output_; }
 
-  // The connection stops reading while a consumer stream or the returns queue
-  // is full; it resumes when the user drains it.
+  // The connection stops reading while a consumer stream holds more than its
+  // capacity or the returns queue is full; it resumes when the user drains it.
   bool reading_paused() const noexcept { return full_streams_ != 0; }
 
   // The socket failed or the peer hung up.
@@ -165,6 +209,10 @@ class connection_core {
   // Completes with the next delivery (msg set), or with msg empty once the
   // stream has ended (consumer->end_reason tells why).
   void next_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id, completion done);
+  // next_delivery's fast path: the oldest buffered delivery, removed from the
+  // stream, for the caller to move from before the core runs again; nullptr
+  // when none is buffered.
+  message* take_delivery(const std::shared_ptr<consumer_state>& c);
 
   // confirm.select: switches the channel into confirm mode at select-ok.
   void confirm_select(std::uint16_t ch, std::uint64_t id, completion done);
@@ -268,7 +316,7 @@ class connection_core {
   void on_confirm(channel_state& c, std::uint64_t tag, bool multiple, bool ack);
   void settle(channel_state& c, confirm_entry& e, publish_status status);
   void on_return(channel_state& c, returned_message&& r);
-  void deliver(channel_state& c, message&& m);
+  void deliver(channel_state& c, consumer_state& s);
 
   void send_start_ok(const connection_start& start);
   void on_tune(const connection_tune& tune);
