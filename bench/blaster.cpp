@@ -269,7 +269,7 @@ int main(int argc, char** argv) {
   byte_buffer batch;
   for (std::size_t i = 0; i < per_batch; ++i) batch.append(one.data(), one.size());
 
-  const double cpu0 = bench::process_cpu_seconds();
+  const bench::cpu_times cpu0 = bench::cpu_now();
   const std::uint64_t t0 = bench::now_ns();
   std::uint64_t sent = 0;
   while (sent < o.count) {
@@ -296,7 +296,7 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
   const std::uint64_t t_taken = bench::now_ns();
-  const double cpu = bench::process_cpu_seconds() - cpu0;
+  const bench::cpu_times cpu = bench::cpu_now() - cpu0;
   c.send_method(0, connection_close{});
   c.expect<connection_close_ok>(0);
 
@@ -307,18 +307,18 @@ int main(int argc, char** argv) {
     std::printf(
         "{\"client\":\"blaster\",\"size\":%zu,\"count\":%llu,\"window\":%llu,\"sent\":%llu,"
         "\"acked\":%llu,\"nacked\":%llu,\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
-        "\"cpu_s\":%.6f,\"polls\":%llu}\n",
+        "\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"polls\":%llu}\n",
         o.size, static_cast<unsigned long long>(o.count),
         static_cast<unsigned long long>(o.window), static_cast<unsigned long long>(sent),
         static_cast<unsigned long long>(c.acked), static_cast<unsigned long long>(c.nacked), send_s,
-        confirm_s, taken_s, cpu, static_cast<unsigned long long>(polls));
+        confirm_s, taken_s, cpu.total(), cpu.user, cpu.sys, static_cast<unsigned long long>(polls));
   } else {
     std::printf("blaster: %llu messages of %zu bytes (%zu per batch, %zu bytes on the wire each)\n",
                 static_cast<unsigned long long>(sent), o.size, per_batch, one.size());
     std::printf("sending rate avg: %.0f msg/s\n", sent / send_s);
     if (o.window != 0) std::printf("confirmed rate avg: %.0f msg/s\n", sent / confirm_s);
     std::printf("taken rate avg: %.0f msg/s (%.3f s)\n", sent / taken_s, taken_s);
-    std::printf("client CPU: %.3f us/msg\n", cpu * 1e6 / sent);
+    std::printf("client CPU: %.3f us/msg\n", cpu.total() * 1e6 / sent);
   }
   return 0;
 }

@@ -12,7 +12,10 @@
 //
 // basic.consume starts a stream of pre-encoded basic.deliver triplets (PerfTest
 // bodies: sequence number, send time) written as fast as the socket takes
-// them, prefetch notwithstanding, until basic.cancel or channel.close.
+// them, until basic.cancel or channel.close. The channel's basic.qos prefetch
+// count bounds the unacknowledged deliveries, as a broker's would (no bound
+// with no-ack or prefetch 0); basic.ack/nack/reject (multiple or not) settle
+// them.
 //
 //   null-broker [--listen ADDR] [--port N] [--size BYTES]
 //
@@ -37,6 +40,7 @@
 #include <vector>
 
 #include "raw_amqp.hpp"
+#include "warren/client/wire.hpp"
 
 namespace {
 
@@ -62,6 +66,8 @@ struct stream {
   byte_buffer batch;
   std::vector<std::uint32_t> tag_at;   // delivery tag (u64) of each triplet
   std::vector<std::uint32_t> body_at;  // first byte of each body
+  std::vector<std::uint32_t> end_at;   // one past each triplet
+  bool no_ack = false;
 };
 
 struct channel_state {
@@ -70,6 +76,8 @@ struct channel_state {
   bool ack_due = false;
   std::uint64_t published = 0;  // publish sequence number in confirm mode
   std::uint64_t delivery_tag = 0;
+  std::uint64_t settled = 0;  // deliveries acknowledged (or rejected) so far
+  std::uint16_t prefetch = 0;
 };
 
 class session : public std::enable_shared_from_this<session> {
@@ -156,18 +164,27 @@ class session : public std::enable_shared_from_this<session> {
       if (closing_) break;
       if (!streams_.empty()) {
         // Shared: a cancel may drop the stream while its batch is being written.
-        const std::shared_ptr<stream> keep = streams_[next_stream++ % streams_.size()];
-        stream& s = *keep;
-        channel_state& c = chan(s.channel);
-        const std::uint64_t t = bench::now_ns();
-        for (std::size_t i = 0; i < s.tag_at.size(); ++i) {
-          detail::store64(s.batch.data() + s.tag_at[i], ++c.delivery_tag);
-          bench::stamp_body(s.batch.data() + s.body_at[i], static_cast<std::uint32_t>(++seq_), t);
+        // The first stream with room in its channel's prefetch window.
+        std::shared_ptr<stream> keep;
+        std::size_t room = 0;
+        for (std::size_t k = 0; k < streams_.size() && !keep; ++k) {
+          auto& cand = streams_[next_stream++ % streams_.size()];
+          room = window(*cand);
+          if (room != 0) keep = cand;
         }
-        auto [ec, n] = co_await asio::async_write(
-            sock_, asio::buffer(keep->batch.data(), keep->batch.size()), tuple_awaitable);
-        if (ec) break;
-        continue;
+        if (keep) {
+          stream& s = *keep;
+          channel_state& c = chan(s.channel);
+          const std::uint64_t t = bench::now_ns();
+          for (std::size_t i = 0; i < room; ++i) {
+            detail::store64(s.batch.data() + s.tag_at[i], ++c.delivery_tag);
+            bench::stamp_body(s.batch.data() + s.body_at[i], static_cast<std::uint32_t>(++seq_), t);
+          }
+          auto [ec, n] = co_await asio::async_write(
+              sock_, asio::buffer(s.batch.data(), s.end_at[room - 1]), tuple_awaitable);
+          if (ec) break;
+          continue;
+        }
       }
       wake_.expires_at(asio::steady_timer::time_point::max());
       waiting_ = true;
@@ -192,8 +209,27 @@ class session : public std::enable_shared_from_this<session> {
     }
   }
 
+  // Triplets the stream may send now.
+  std::size_t window(const stream& s) {
+    const channel_state& c = chan(s.channel);
+    if (s.no_ack || c.prefetch == 0) return s.tag_at.size();
+    const std::uint64_t unacked = c.delivery_tag - c.settled;
+    if (unacked >= c.prefetch) return 0;
+    return std::min<std::size_t>(s.tag_at.size(), c.prefetch - unacked);
+  }
+
   void kick() {
-    if (waiting_ && (!out_.empty() || closing_ || !streams_.empty())) wake_.cancel();
+    bool streams_ready = false;
+    for (const auto& s : streams_) streams_ready = streams_ready || window(*s) != 0;
+    if (waiting_ && (!out_.empty() || closing_ || streams_ready)) wake_.cancel();
+  }
+
+  void settle(std::uint16_t ch, std::uint64_t tag, bool multiple) {
+    channel_state& c = chan(ch);
+    if (multiple || tag == c.settled + 1)
+      c.settled = std::max(c.settled, tag);
+    else
+      ++c.settled;  // out of order: count it, the window is what matters here
   }
 
   void finish() {
@@ -216,10 +252,12 @@ class session : public std::enable_shared_from_this<session> {
     return true;
   }
 
-  void add_stream(std::uint16_t ch, const std::string& tag, const std::string& queue) {
+  void add_stream(std::uint16_t ch, const std::string& tag, const std::string& queue,
+                  bool no_ack) {
     auto s = std::make_shared<stream>();
     s->channel = ch;
     s->tag = tag;
+    s->no_ack = no_ack;
     const std::string body = bench::make_body(opts_.deliver_size);
     const std::size_t max_payload = our_frame_max - frame_overhead;
     basic_deliver d;
@@ -235,7 +273,7 @@ class session : public std::enable_shared_from_this<session> {
       put_method(s->batch, ch, d);
       // key (4), consumer tag (1 + n), then the delivery tag.
       s->tag_at.push_back(static_cast<std::uint32_t>(method_at + frame_header_size + 4 + 1 + tag.size()));
-      writer w(s->batch);
+      warren::writer w(s->batch);
       const std::size_t at = begin_frame(w, frame_type::header, ch);
       encode_content_header(w, body.size(), props);
       finish_frame(w, at);
@@ -245,6 +283,7 @@ class session : public std::enable_shared_from_this<session> {
         write_frame(s->batch, frame_type::body, ch,
                     bytes_view(reinterpret_cast<const std::uint8_t*>(body.data()) + off, n));
       }
+      s->end_at.push_back(static_cast<std::uint32_t>(s->batch.size()));
     }
     streams_.push_back(std::move(s));
   }
@@ -267,9 +306,21 @@ class session : public std::enable_shared_from_this<session> {
       return;
     }
     switch (key) {
-      case basic_ack::key:
-      case basic_nack::key:
-      case basic_reject::key:
+      case basic_ack::key: {
+        basic_ack m;
+        if (decode(payload, m)) settle(ch, m.delivery_tag, m.multiple);
+        return;
+      }
+      case basic_nack::key: {
+        basic_nack m;
+        if (decode(payload, m)) settle(ch, m.delivery_tag, m.multiple);
+        return;
+      }
+      case basic_reject::key: {
+        basic_reject m;
+        if (decode(payload, m)) settle(ch, m.delivery_tag, false);
+        return;
+      }
       case channel_close_ok::key:
       case connection_close_ok::key:
         return;
@@ -352,9 +403,13 @@ class session : public std::enable_shared_from_this<session> {
         if (decode(payload, m) && !m.no_wait) put_method(out_, ch, queue_delete_ok{});
         return;
       }
-      case basic_qos::key:
+      case basic_qos::key: {
+        basic_qos m;
+        if (!decode(payload, m)) return;
+        chan(ch).prefetch = m.prefetch_count;
         put_method(out_, ch, basic_qos_ok{});
         return;
+      }
       case confirm_select::key: {
         confirm_select m;
         if (!decode(payload, m)) return;
@@ -372,7 +427,7 @@ class session : public std::enable_shared_from_this<session> {
           ok.consumer_tag = tag;
           put_method(out_, ch, ok);
         }
-        add_stream(ch, tag, m.queue);
+        add_stream(ch, tag, m.queue, m.no_ack);
         return;
       }
       case basic_cancel::key: {

@@ -34,12 +34,17 @@ inline std::uint64_t now_ns() noexcept {
           .count());
 }
 
-// User + system CPU seconds of the whole process.
-inline double process_cpu_seconds() noexcept {
+// User and system CPU seconds of the whole process.
+struct cpu_times {
+  double user = 0, sys = 0;
+  double total() const noexcept { return user + sys; }
+  cpu_times operator-(const cpu_times& o) const noexcept { return {user - o.user, sys - o.sys}; }
+};
+inline cpu_times cpu_now() noexcept {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return {static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6,
+          static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6};
 }
 
 // A PerfTest body: bytes 0-3 the sequence number, 4-11 the send time in ns

@@ -647,23 +647,75 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
   co_return std::move(r.outcome);
 }
 
+namespace {
+const basic_properties no_properties;
+}  // namespace
+
+// Not coroutines themselves: they hand back the full overload's (lazy)
+// operation, one coroutine frame per publish instead of two.
 asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
                                                   std::string_view routing_key,
                                                   std::string_view body, publish_flags flags) {
-  static const basic_properties none;
-  auto pending = publish(exchange, routing_key, body, none, flags);
-  publish_outcome out = co_await std::move(pending);
-  co_return out;
+  return publish(exchange, routing_key, body, no_properties, flags);
 }
 
 asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view exchange,
                                                           std::string_view routing_key,
                                                           std::string_view body,
                                                           publish_flags flags) {
-  static const basic_properties none;
-  auto pending = publish_pipelined(exchange, routing_key, body, none, flags);
-  std::uint64_t seq = co_await std::move(pending);
-  co_return seq;
+  return publish_pipelined(exchange, routing_key, body, no_properties, flags);
+}
+
+prepared_publish channel::prepare_publish(std::string_view exchange, std::string_view routing_key,
+                                          const basic_properties& properties,
+                                          publish_flags flags) const {
+  auto& h = *handle_;
+  publish_frame_args args;
+  args.channel = h.id;
+  args.exchange = exchange;
+  args.routing_key = routing_key;
+  args.mandatory = flags.mandatory;
+  args.immediate = flags.immediate;
+  prepared_publish p;
+  if (auto ec = p.prepare(args, properties, h.core().publish_frame_max()))
+    detail::throw_error(detail::make_info(ec, "cannot prepare the publish: " + ec.message()));
+  return p;
+}
+
+namespace {
+
+std::uint64_t publish_now(detail::channel_handle& h, const prepared_publish& prepared,
+                          std::string_view body) {
+  auto& core = h.core();
+  std::uint64_t seq = 0;
+  if (auto ec = core.publish(prepared, as_bytes(body), 0, {}, &seq))
+    detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
+                            ? core.channel_error(h.id)
+                            : detail::make_info(ec, "cannot publish: " + ec.message()));
+  h.impl().after_core_call();
+  return seq;
+}
+
+}  // namespace
+
+asio::awaitable<std::uint64_t> channel::publish_pipelined(const prepared_publish& prepared,
+                                                          std::string_view body) {
+  auto& h = *handle_;
+  if (!h.core().writable(h.id)) co_await wait_writable();
+  co_return publish_now(h, prepared, body);
+}
+
+bool channel::try_publish(const prepared_publish& prepared, std::string_view body,
+                          std::uint64_t* sequence) {
+  auto& h = *handle_;
+  if (!h.core().writable(h.id)) {
+    // A closed channel is an error, not a reason to wait.
+    if (!h.core().channel_open(h.id)) detail::throw_error(h.core().channel_error(h.id));
+    return false;
+  }
+  const std::uint64_t seq = publish_now(h, prepared, body);
+  if (sequence) *sequence = seq;
+  return true;
 }
 
 asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view exchange,

@@ -941,41 +941,77 @@ std::uint64_t connection_core::unconfirmed(std::uint16_t ch) const noexcept {
   return c == nullptr ? 0 : c->confirms.size();
 }
 
+connection_core::channel_state* connection_core::publish_channel(std::uint16_t ch,
+                                                                  completion& done,
+                                                                  std::error_code& ec) {
+  // The common case first, without building an error_code.
+  if (phase_ == phase::open && ch != 0 && ch < channels_.size() &&
+      channels_[ch]->state == channel_state::status::open)
+    return channels_[ch].get();
+  error_info why = channel_error(ch);
+  if (!why) why = info(errc::channel_closed);
+  complete(done, failed(why));
+  ec = why.code;
+  return nullptr;
+}
+
+std::error_code connection_core::published(channel_state& c, bool mandatory,
+                                           std::string_view exchange,
+                                           std::string_view routing_key, std::uint64_t id,
+                                           completion done, std::uint64_t* sequence) {
+  if (!c.confirm_mode) {
+    if (done) {
+      op_result ok;
+      done.consume(std::move(ok));
+    }
+    if (sequence) *sequence = 0;
+    return detail::no_error;
+  }
+  const std::uint64_t seq = c.next_sequence++;
+  if (sequence) *sequence = seq;
+  confirm_entry& e = c.confirms.emplace_back();
+  e.done = std::move(done);
+  e.id = id;
+  e.outcome.sequence = seq;
+  e.mandatory = mandatory;
+  if (mandatory) {
+    std::string where(exchange);
+    where.push_back('\0');
+    where += routing_key;
+    c.mandatory.emplace_back(seq, std::move(where));
+  }
+  return detail::no_error;
+}
+
 std::error_code connection_core::publish(const publish_frame_args& args,
                                          const basic_properties& props, bytes_view body,
                                          std::uint64_t id, completion done,
                                          std::uint64_t* sequence) {
-  if (check_channel(args.channel) || args.channel == 0) {
-    error_info why = channel_error(args.channel);
-    if (!why) why = info(errc::channel_closed);
-    complete(done, failed(why));
-    return why.code;
-  }
-  channel_state& c = *channels_[args.channel];
-  if (auto ec = encode_publish(output_, args, props, body, frame_max_ == 0 ? 131072 : frame_max_)) {
+  std::error_code ec;
+  channel_state* c = publish_channel(args.channel, done, ec);
+  if (c == nullptr) return ec;
+  if ((ec = encode_publish(output_, args, props, body, publish_frame_max()))) {
     complete(done, failed(info(ec)));
     return ec;
   }
-  if (!c.confirm_mode) {
-    complete(done, op_result{});
-    if (sequence) *sequence = 0;
-    return {};
+  return published(*c, args.mandatory, args.exchange, args.routing_key, id, std::move(done),
+                   sequence);
+}
+
+std::error_code connection_core::publish(const prepared_publish& prepared, bytes_view body,
+                                         std::uint64_t id, completion done,
+                                         std::uint64_t* sequence) {
+  std::error_code ec;
+  channel_state* c = publish_channel(prepared.channel(), done, ec);
+  if (c == nullptr) return ec;
+  if (!prepared.ready() || prepared.frame_max() != publish_frame_max()) {
+    ec = std::make_error_code(std::errc::invalid_argument);
+    complete(done, failed(info(ec, "the prepared publish was made for another connection")));
+    return ec;
   }
-  const std::uint64_t seq = c.next_sequence++;
-  if (sequence) *sequence = seq;
-  confirm_entry e;
-  e.done = std::move(done);
-  e.id = id;
-  e.outcome.sequence = seq;
-  e.mandatory = args.mandatory;
-  c.confirms.push_back(std::move(e));
-  if (args.mandatory) {
-    std::string where(args.exchange);
-    where.push_back('\0');
-    where += args.routing_key;
-    c.mandatory.emplace_back(seq, std::move(where));
-  }
-  return {};
+  prepared.encode(output_, body);
+  return published(*c, prepared.mandatory(), prepared.exchange(), prepared.routing_key(), id,
+                   std::move(done), sequence);
 }
 
 bool connection_core::writable(std::uint16_t ch) const noexcept {

@@ -228,6 +228,11 @@ class connection_core {
   std::error_code publish(const publish_frame_args& args, const basic_properties& props,
                           bytes_view body, std::uint64_t id, completion done,
                           std::uint64_t* sequence = nullptr);
+  // The same with the frames encoded once (prepared_publish, made for this
+  // channel and this connection's frame_max).
+  std::error_code publish(const prepared_publish& prepared, bytes_view body, std::uint64_t id,
+                          completion done, std::uint64_t* sequence = nullptr);
+  std::uint32_t publish_frame_max() const noexcept { return frame_max_ == 0 ? 131072 : frame_max_; }
   // True while publishing may go on: not blocked by the broker, flow active,
   // and the output below its high-water mark.
   bool writable(std::uint16_t ch) const noexcept;
@@ -299,6 +304,13 @@ class connection_core {
     finish_frame(w, start);
   }
 
+  // The channel a publish goes to, or nullptr (and `done` failed, the error
+  // returned in `ec`) if it cannot take one.
+  channel_state* publish_channel(std::uint16_t ch, completion& done, std::error_code& ec);
+  // Bookkeeping after a publish was encoded: its sequence number and confirm.
+  std::error_code published(channel_state& c, bool mandatory, std::string_view exchange,
+                            std::string_view routing_key, std::uint64_t id, completion done,
+                            std::uint64_t* sequence);
   void enqueue_request(std::uint16_t ch, std::uint32_t key, std::span<const std::uint32_t> replies,
                        byte_buffer frame, std::uint64_t id, completion done,
                        std::shared_ptr<consumer_state> consumer);

@@ -44,11 +44,14 @@ std::uint64_t now_ns() {
                                         .count());
 }
 
-double cpu_seconds() {
+struct cpu_times {
+  double user = 0, sys = 0;
+};
+cpu_times cpu_now() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return {static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6,
+          static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6};
 }
 
 void put32(std::uint8_t* p, std::uint32_t v) {
@@ -63,12 +66,15 @@ void put64(std::uint8_t* p, std::uint64_t v) {
   std::exit(1);
 }
 
-void check_reply(amqp_connection_state_t conn, const char* what) {
-  amqp_rpc_reply_t r = amqp_get_rpc_reply(conn);
+void check(amqp_rpc_reply_t r, const char* what) {
   if (r.reply_type == AMQP_RESPONSE_NORMAL) return;
   if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION)
     die(std::string(what) + ": " + amqp_error_string2(r.library_error));
   die(std::string(what) + ": the broker closed the channel or connection");
+}
+
+void check_reply(amqp_connection_state_t conn, const char* what) {
+  check(amqp_get_rpc_reply(conn), what);
 }
 
 struct options {
@@ -147,14 +153,17 @@ int main(int argc, char** argv) {
   amqp_connection_info info;
   amqp_default_connection_info(&info);
   if (amqp_parse_url(url.data(), &info) != AMQP_STATUS_OK) die("bad URI " + o.uri);
+  // amqp_parse_url reads "host:port/" as the vhost "", where AMQP URIs mean "/".
+  static char default_vhost[] = "/";
+  if (info.vhost == nullptr || info.vhost[0] == '\0') info.vhost = default_vhost;
 
   amqp_connection_state_t conn = amqp_new_connection();
   amqp_socket_t* sock = amqp_tcp_socket_new(conn);
   if (sock == nullptr || amqp_socket_open(sock, info.host, info.port) != AMQP_STATUS_OK)
     die("cannot connect");
-  amqp_login(conn, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN, info.user,
-             info.password);
-  check_reply(conn, "login");
+  check(amqp_login(conn, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN,
+                   info.user, info.password),
+        "login");
   amqp_channel_open(conn, 1);
   check_reply(conn, "channel.open");
   const amqp_bytes_t queue = bytes_of(o.queue);
@@ -167,7 +176,7 @@ int main(int argc, char** argv) {
   const amqp_bytes_t body_bytes = bytes_of(body);
 
   std::uint64_t sent = 0, confirmed = 0, nacked = 0, received = 0;
-  double cpu0 = 0;
+  cpu_times cpu0;
   std::uint64_t t0 = 0, t_sent = 0, t_end = 0;
   const bool publishing = o.mode == "publish" || o.mode == "confirm";
 
@@ -177,7 +186,7 @@ int main(int argc, char** argv) {
       amqp_confirm_select(conn, 1);
       check_reply(conn, "confirm.select");
     }
-    cpu0 = cpu_seconds();
+    cpu0 = cpu_now();
     t0 = now_ns();
     amqp_frame_t frame;
     while (sent < o.count) {
@@ -215,7 +224,7 @@ int main(int argc, char** argv) {
   } else if (o.mode == "consume") {
     amqp_basic_qos(conn, 1, 0, o.prefetch, 0);
     check_reply(conn, "basic.qos");
-    cpu0 = cpu_seconds();
+    cpu0 = cpu_now();
     t0 = now_ns();
     amqp_basic_consume(conn, 1, queue, amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
     check_reply(conn, "basic.consume");
@@ -249,16 +258,17 @@ int main(int argc, char** argv) {
   } else {
     die("unknown mode " + o.mode);
   }
-  const double cpu = cpu_seconds() - cpu0;
+  const cpu_times cpu1 = cpu_now();
+  const double user = cpu1.user - cpu0.user, sys = cpu1.sys - cpu0.sys;
   amqp_channel_close(conn, 1, AMQP_REPLY_SUCCESS);
   amqp_connection_close(conn, AMQP_REPLY_SUCCESS);
   amqp_destroy_connection(conn);
 
   std::printf(
       "{\"client\":\"rabbitmq-c\",\"mode\":\"%s\",\"size\":%zu,\"count\":%llu,\"sent\":%llu,"
-      "\"received\":%llu,\"nacked\":%llu,\"send_s\":%.6f,\"taken_s\":%.6f,\"cpu_s\":%.6f}\n",
+      "\"received\":%llu,\"nacked\":%llu,\"send_s\":%.6f,\"taken_s\":%.6f,\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f}\n",
       o.mode.c_str(), o.size, static_cast<unsigned long long>(o.count),
       static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
-      static_cast<unsigned long long>(nacked), (t_sent - t0) / 1e9, (t_end - t0) / 1e9, cpu);
+      static_cast<unsigned long long>(nacked), (t_sent - t0) / 1e9, (t_end - t0) / 1e9, user + sys, user, sys);
   return 0;
 }

@@ -1,0 +1,604 @@
+// warren-perf: RabbitMQ PerfTest's workloads and report, on warren.
+//
+// Every producer and consumer has its own connection, as in PerfTest; all of
+// them, the reporter and the signal handler run on one io_context driven by
+// one thread. On a small machine that leaves the other cores to the broker,
+// needs no locks or atomics on the per-message path, and makes the process's
+// CPU time the cost of the client itself; one warren connection moves several
+// hundred thousand messages a second on one core, more than a broker on the
+// same machine takes.
+
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/post.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "tools/perf/latency.hpp"
+#include "tools/perf/options.hpp"
+#include "warren/client/connection.hpp"
+
+namespace warren::perf {
+namespace {
+
+using asio::use_awaitable;
+constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+std::uint64_t now_ns() noexcept {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+
+// User and system CPU seconds of the whole process.
+struct cpu_times {
+  double user = 0, sys = 0;
+  double total() const noexcept { return user + sys; }
+  cpu_times operator-(const cpu_times& o) const noexcept { return {user - o.user, sys - o.sys}; }
+};
+cpu_times cpu_now() noexcept {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return {static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6,
+          static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6};
+}
+
+void store32(char* p, std::uint32_t v) {
+  for (int i = 3; i >= 0; --i, v >>= 8) p[i] = static_cast<char>(v & 0xFF);
+}
+void store64(char* p, std::uint64_t v) {
+  for (int i = 7; i >= 0; --i, v >>= 8) p[i] = static_cast<char>(v & 0xFF);
+}
+std::uint64_t load64(const char* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return __builtin_bswap64(v);
+}
+
+struct producer {
+  connection conn;
+  channel ch;
+  bool done = false;
+};
+
+struct consumer_slot {
+  connection conn;
+  channel ch;
+  consumer stream;
+  std::uint64_t received = 0;
+  bool done = false;
+};
+
+struct counters {
+  std::uint64_t sent = 0, confirmed = 0, nacked = 0, received = 0;
+};
+
+class run {
+ public:
+  run(asio::io_context& io, options o)
+      : io_(io), o_(std::move(o)), wake_(io), interval_timer_(io), limit_timer_(io) {}
+
+  asio::awaitable<int> main() {
+    try {
+      co_await setup();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "warren-perf: setup failed: %s\n", e.what());
+      co_return 2;
+    }
+    asio::signal_set signals(io_, SIGINT, SIGTERM);
+    signals.async_wait([this](std::error_code ec, int) {
+      if (!ec) stop("interrupted");
+    });
+
+    t0_ = now_ns();
+    last_report_ = t0_;
+    cpu0_ = cpu_now();
+    for (auto& p : producers_) asio::co_spawn(io_, produce(p), asio::detached);
+    for (auto& c : consumers_) asio::co_spawn(io_, consume(c), asio::detached);
+    asio::co_spawn(io_, report_intervals(), asio::detached);
+    if (o_.time_limit > 0) {
+      limit_timer_.expires_after(std::chrono::nanoseconds(
+          static_cast<std::int64_t>(o_.time_limit * 1e9)));
+      limit_timer_.async_wait([this](std::error_code ec) {
+        if (!ec) stop("time limit");
+      });
+    }
+
+    while (!stopping_ && !finished()) {
+      wake_.expires_at(asio::steady_timer::time_point::max());
+      co_await wake_.async_wait(tuple_awaitable);
+    }
+    const std::uint64_t end = now_ns();
+    if (!stopping_) stop("done");
+    if (send_end_ == 0) send_end_ = end;
+    if (producers_end_ == 0) producers_end_ = end;
+    if (receive_end_ == 0 || !consumers_finished()) receive_end_ = end;
+    signals.cancel();
+    limit_timer_.cancel();
+    interval_timer_.cancel();
+
+    // Rates end when the broker holds every message sent, not when the
+    // socket took the bytes.
+    if (o_.taken && !producers_.empty()) {
+      try {
+        co_await wait_taken();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "warren-perf: waiting for the queue count failed: %s\n", e.what());
+      }
+    }
+    const cpu_times cpu = cpu_now() - cpu0_;
+    report_interval(true);
+    summary(cpu);
+
+    for (auto& p : producers_) co_await close_quietly(p.conn);
+    for (auto& c : consumers_) co_await close_quietly(c.conn);
+    co_await close_quietly(setup_conn_);
+    co_return 0;
+  }
+
+ private:
+  static asio::awaitable<void> close_quietly(connection& c) {
+    if (!c || !c.is_open()) co_return;
+    try {
+      co_await c.close();
+    } catch (const std::exception&) {
+    }
+  }
+
+  bool producers_finished() const {
+    for (const auto& p : producers_)
+      if (!p.done) return false;
+    return true;
+  }
+  bool consumers_finished() const {
+    if (shared_target_ != 0 && totals_.received >= shared_target_) return true;
+    for (const auto& c : consumers_)
+      if (!c.done) return false;
+    return true;
+  }
+  bool finished() const {
+    const bool producers_bounded = producers_.empty() || o_.producer_count != 0;
+    const bool consumers_bounded = consumers_.empty() || consumer_limit_ != 0 || shared_target_ != 0;
+    if (!producers_bounded || !consumers_bounded) return false;
+    return producers_finished() && consumers_finished();
+  }
+
+  void stop(const char* why) {
+    if (stopping_) return;
+    stopping_ = true;
+    stop_reason_ = why;
+    wake_.cancel();
+    // Consumers waiting in next() end when their connection closes.
+    for (auto& c : consumers_)
+      if (!c.done) asio::co_spawn(io_, close_quietly(c.conn), asio::detached);
+  }
+
+  void wake() { wake_.cancel(); }
+
+  asio::awaitable<connection> open_connection(const std::string& name) {
+    connect_options co;
+    co.connection_name = name;
+    auto pending = connect(o_.uri, co);
+    connection c = co_await std::move(pending);
+    co_return c;
+  }
+
+  asio::awaitable<void> setup() {
+    std::random_device rd;
+    char tag[32];
+    std::snprintf(tag, sizeof tag, "%08x", rd());
+    run_id_ = tag;
+    if (o_.exchange.empty() && o_.queue.empty() && o_.consumers > 0 && o_.producers > 0)
+      throw std::runtime_error("the default exchange (-e \"\") needs a named queue (-u)");
+    routing_key_ = !o_.routing_key.empty() ? o_.routing_key
+                   : !o_.queue.empty()     ? o_.queue
+                                           : "warren-perf-" + run_id_;
+
+    setup_conn_ = co_await open_connection("warren-perf setup");
+    setup_ch_ = co_await setup_conn_.open_channel();
+    if (!o_.exchange.empty() && o_.exchange.rfind("amq.", 0) != 0)
+      co_await setup_ch_.exchange_declare(o_.exchange, {.type = o_.exchange_type});
+    if (!o_.queue.empty()) {
+      // An existing queue is used as it is, whatever it was declared with.
+      bool exists = true;
+      try {
+        auto r = co_await setup_ch_.queue_declare(o_.queue, {.passive = true});
+        baseline_ = r.message_count;
+      } catch (const error&) {
+        exists = false;
+      }
+      if (!exists) {
+        setup_ch_ = co_await setup_conn_.open_channel();
+        auto r = co_await setup_ch_.queue_declare(
+            o_.queue, {.durable = o_.persistent, .auto_delete = o_.auto_delete});
+        baseline_ = r.message_count;
+      }
+      if (!o_.exchange.empty()) co_await setup_ch_.queue_bind(o_.queue, o_.exchange, routing_key_);
+    }
+
+    if (o_.persistent) properties_.delivery_mode = 2;
+    flags_.mandatory = o_.mandatory;
+    for (int i = 0; i < o_.producers; ++i) {
+      producer p;
+      p.conn = co_await open_connection("warren-perf producer " + std::to_string(i));
+      p.ch = co_await p.conn.open_channel();
+      if (o_.confirm > 0) co_await p.ch.confirm_select(static_cast<std::size_t>(o_.confirm));
+      producers_.push_back(std::move(p));
+    }
+
+    consumer_limit_ = o_.consumer_count;
+    if (consumer_limit_ == 0 && o_.producer_count != 0 && o_.producers > 0) {
+      const std::uint64_t all = o_.producer_count * static_cast<std::uint64_t>(o_.producers);
+      if (o_.queue.empty())
+        consumer_limit_ = all;  // every consumer's own queue gets every message
+      else
+        shared_target_ = all;
+    }
+    for (int i = 0; i < o_.consumers; ++i) {
+      consumer_slot c;
+      c.conn = co_await open_connection("warren-perf consumer " + std::to_string(i));
+      c.ch = co_await c.conn.open_channel();
+      std::string queue = o_.queue;
+      if (queue.empty()) {
+        auto r = co_await c.ch.queue_declare("", {.exclusive = true, .auto_delete = true});
+        queue = r.queue;
+        co_await c.ch.queue_bind(queue, o_.exchange, routing_key_);
+      }
+      c.stream = co_await c.ch.consume(queue, {.no_ack = o_.auto_ack, .prefetch = o_.prefetch});
+      consumers_.push_back(std::move(c));
+    }
+  }
+
+  asio::awaitable<void> produce(producer& p) {
+    std::string body(o_.size, '\0');
+    for (std::size_t i = 12; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+    const bool confirms = o_.confirm > 0;
+    const auto window = static_cast<std::uint64_t>(confirms ? o_.confirm : 0);
+    // Publish times by sequence number, for confirm latency.
+    std::size_t ring_size = 1;
+    while (ring_size < window + 2) ring_size <<= 1;
+    std::vector<std::uint64_t> ring(confirms ? ring_size : 0);
+    const std::uint64_t mask = ring_size - 1;
+    std::uint64_t last_seq = 0;  // highest sequence number published
+    std::uint64_t tracked = 1;   // lowest whose confirm is not yet counted
+    std::uint64_t tally_epoch = 0;
+    // Let the connection's writer run every so often: a publish that needs
+    // not wait completes without suspending.
+    const std::uint64_t yield_every = std::max<std::uint64_t>(1, (256u << 10) / (o_.size + 64));
+    std::uint64_t yield_in = yield_every;
+    std::uint64_t t = 0;
+    int fresh_for = 1;
+    bool waited = false;
+    const double period_ns = o_.rate > 0 ? 1e9 / o_.rate : 0;
+    asio::steady_timer pace(io_);
+    prepared_publish prepared;
+    try {
+      // Exchange, routing key and properties never change: encode them once.
+      if (o_.prepared)
+        prepared = p.ch.prepare_publish(o_.exchange, routing_key_, properties_, flags_);
+      for (std::uint64_t i = 0; !stopping_ && (o_.producer_count == 0 || i < o_.producer_count);
+           ++i) {
+        if (period_ns > 0) {
+          // Ahead of schedule by more than half a millisecond: sleep. Less is
+          // not worth a timer per message; the rate holds over any interval.
+          const auto due = t0_ + static_cast<std::uint64_t>(static_cast<double>(i) * period_ns);
+          const std::uint64_t now = now_ns();
+          if (due > now + 500000) {
+            pace.expires_after(std::chrono::nanoseconds(due - now));
+            co_await pace.async_wait(tuple_awaitable);
+            if (stopping_) break;
+          }
+        }
+        // The send time is read afresh every 16 messages (and after any
+        // wait): a clock read costs as much as a publish, and 16 publishes
+        // take about a microsecond, the resolution latencies are reported in.
+        if (period_ns > 0 || --fresh_for == 0 || waited) {
+          t = now_ns();
+          fresh_for = 16;
+        }
+        store32(body.data(), static_cast<std::uint32_t>(i));
+        store64(body.data() + 4, t);
+        std::uint64_t seq = 0;
+        waited = false;
+        if (!o_.prepared) {
+          waited = confirms && p.ch.unconfirmed() >= window;
+          seq = co_await p.ch.publish_pipelined(o_.exchange, routing_key_, body, properties_,
+                                                flags_);
+        } else if (!p.ch.try_publish(prepared, body, &seq)) {
+          waited = true;
+          seq = co_await p.ch.publish_pipelined(prepared, body);
+        }
+        ++totals_.sent;
+        if (confirms) {
+          if (waited) t = now_ns();
+          ring[seq & mask] = t;
+          last_seq = seq;
+          settle(p, last_seq, tracked, ring, mask);
+          // Nacks are only known from the channel's tallies, which can be
+          // read without waiting when nothing is outstanding.
+          if (tally_epoch != epoch_ && p.ch.unconfirmed() == 0) {
+            tally_epoch = epoch_;
+            const confirm_summary s = co_await p.ch.wait_for_confirms();
+            count_nacks(s);
+          }
+        }
+        if (--yield_in == 0) {
+          yield_in = yield_every;
+          co_await asio::post(io_, use_awaitable);
+        }
+      }
+      send_end_ = std::max(send_end_, now_ns());
+      if (confirms && !stopping_) {
+        const confirm_summary s = co_await p.ch.wait_for_confirms();
+        settle(p, last_seq, tracked, ring, mask);
+        count_nacks(s);
+      }
+    } catch (const std::exception& e) {
+      if (!stopping_) std::fprintf(stderr, "warren-perf: producer failed: %s\n", e.what());
+    }
+    producers_end_ = std::max(producers_end_, now_ns());
+    p.done = true;
+    wake();
+  }
+
+  void settle(producer& p, std::uint64_t last_seq, std::uint64_t& tracked,
+              const std::vector<std::uint64_t>& ring, std::uint64_t mask) {
+    // Everything below the oldest unconfirmed publish is settled.
+    const std::uint64_t settled_end = last_seq + 1 - p.ch.unconfirmed();
+    if (tracked >= settled_end) return;
+    const std::uint64_t now = now_ns();
+    totals_.confirmed += settled_end - tracked;
+    for (; tracked < settled_end; ++tracked) confirm_latency_.add(now - ring[tracked & mask]);
+  }
+
+  void count_nacks(const confirm_summary& s) {
+    // settle() counted every settled publish as confirmed.
+    totals_.nacked += s.nacked;
+    totals_.confirmed -= std::min(totals_.confirmed, s.nacked);
+  }
+
+  asio::awaitable<void> consume(consumer_slot& c) {
+    std::uint64_t unacked = 0;
+    std::uint64_t last_tag = 0;
+    const std::uint64_t every = o_.multi_ack_every;
+    std::uint64_t now = 0;
+    int fresh_for = 1;
+    try {
+      while (!stopping_) {
+        if (consumer_limit_ != 0 && c.received >= consumer_limit_) break;
+        if (shared_target_ != 0 && totals_.received >= shared_target_) break;
+        // As for send times: the clock is read afresh after a wait for a
+        // delivery and every 16 deliveries taken from the buffer.
+        const bool waits = c.stream.buffered() == 0;
+        auto m = co_await c.stream.next();
+        if (!m) break;
+        if (waits || --fresh_for == 0) {
+          now = now_ns();
+          fresh_for = 16;
+        }
+        if (m->body.size() >= 12) {
+          const std::uint64_t sent = load64(m->body.data() + 4);
+          if (sent != 0 && sent <= now) consumer_latency_.add(now - sent);
+        }
+        ++c.received;
+        ++totals_.received;
+        receive_end_ = now;
+        if (!o_.auto_ack) {
+          last_tag = m->delivery_tag;
+          if (every > 1) {
+            if (++unacked >= every) {
+              c.ch.ack(last_tag, true);
+              unacked = 0;
+            }
+          } else {
+            c.ch.ack(last_tag);
+          }
+        }
+      }
+      if (unacked != 0) c.ch.ack(last_tag, true);
+    } catch (const std::exception& e) {
+      if (!stopping_) std::fprintf(stderr, "warren-perf: consumer failed: %s\n", e.what());
+    }
+    c.done = true;
+    wake();
+  }
+
+  asio::awaitable<void> wait_taken() {
+    const std::uint64_t want = baseline_ + totals_.sent;
+    asio::steady_timer t(io_);
+    for (;;) {
+      auto r = co_await setup_ch_.queue_declare(o_.queue, {.passive = true});
+      if (r.message_count >= want) break;
+      t.expires_after(std::chrono::microseconds(500));
+      co_await t.async_wait(tuple_awaitable);
+    }
+    taken_end_ = now_ns();
+  }
+
+  asio::awaitable<void> report_intervals() {
+    const auto step = std::chrono::nanoseconds(static_cast<std::int64_t>(o_.interval * 1e9));
+    auto next = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(t0_)) + step;
+    while (!stopping_ && !finished()) {
+      interval_timer_.expires_at(next);
+      auto [ec] = co_await interval_timer_.async_wait(tuple_awaitable);
+      if (ec || stopping_) break;
+      report_interval(false);
+      next += step;
+    }
+  }
+
+  static std::string triple(const percentiles& p) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64,
+                  p[0], p[1], p[2], p[3], p[4]);
+    return buf;
+  }
+  static std::string json_array(const percentiles& p) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "[%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "]",
+                  p[0], p[1], p[2], p[3], p[4]);
+    return buf;
+  }
+
+  // One interval line; `last` reports the partial interval at the end (only
+  // if anything happened in it) so the histograms hold every sample.
+  void report_interval(bool last) {
+    const std::uint64_t now = now_ns();
+    const double secs = static_cast<double>(now - last_report_) / 1e9;
+    const counters d{totals_.sent - reported_.sent, totals_.confirmed - reported_.confirmed,
+                     totals_.nacked - reported_.nacked, totals_.received - reported_.received};
+    const bool any = d.sent || d.confirmed || d.nacked || d.received ||
+                     !consumer_latency_.empty() || !confirm_latency_.empty();
+    const percentiles cl = consumer_latency_.summarise();
+    const percentiles fl = confirm_latency_.summarise();
+    consumer_all_.add_all(consumer_latency_.samples());
+    confirm_all_.add_all(confirm_latency_.samples());
+    consumer_latency_.clear();
+    confirm_latency_.clear();
+    reported_ = totals_;
+    last_report_ = now;
+    ++epoch_;
+    // The run's last, partial interval is reported only if it is long
+    // enough for its rates to mean something.
+    if (last && (!any || secs < 0.1 * o_.interval)) return;
+    const double t = static_cast<double>(now - t0_) / 1e9;
+    auto rate = [&](std::uint64_t n) { return secs > 0 ? static_cast<double>(n) / secs : 0.0; };
+    if (o_.json) {
+      std::printf("{\"type\":\"interval\",\"time\":%.3f,\"sent\":%.0f,\"confirmed\":%.0f,"
+                  "\"nacked\":%.0f,\"received\":%.0f,\"consumer_latency_us\":%s,"
+                  "\"confirm_latency_us\":%s}\n",
+                  t, rate(d.sent), rate(d.confirmed), rate(d.nacked), rate(d.received),
+                  json_array(cl).c_str(), json_array(fl).c_str());
+    } else {
+      std::printf("time %.3f s, sent: %.0f msg/s, confirmed: %.0f msg/s, nacked: %.0f msg/s, "
+                  "received: %.0f msg/s, min/median/75th/95th/99th consumer latency: %s \xC2\xB5s, "
+                  "confirm latency: %s \xC2\xB5s\n",
+                  t, rate(d.sent), rate(d.confirmed), rate(d.nacked), rate(d.received),
+                  triple(cl).c_str(), triple(fl).c_str());
+    }
+    std::fflush(stdout);
+  }
+
+  void summary(const cpu_times& cpu) {
+    auto secs = [&](std::uint64_t end) { return end > t0_ ? static_cast<double>(end - t0_) / 1e9 : 0.0; };
+    const double send_s = secs(send_end_);
+    const double producers_s = secs(producers_end_);
+    const double receive_s = secs(receive_end_);
+    const double taken_s = taken_end_ != 0 ? secs(taken_end_) : producers_s;
+    auto rate = [](std::uint64_t n, double s) { return s > 0 ? static_cast<double>(n) / s : 0.0; };
+    const std::uint64_t moved = std::max(totals_.sent, totals_.received);
+    const double cpu_us = moved != 0 ? cpu.total() * 1e6 / static_cast<double>(moved) : 0.0;
+    const percentiles cl = consumer_all_.summarise();
+    const percentiles fl = confirm_all_.summarise();
+    if (o_.json) {
+      std::printf(
+          "{\"type\":\"summary\",\"client\":\"warren\",\"size\":%zu,\"producers\":%d,"
+          "\"consumers\":%d,\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"nacked\":%" PRIu64
+          ",\"received\":%" PRIu64 ",\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
+          "\"receive_s\":%.6f,\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"sending_rate\":%.1f,\"receiving_rate\":%.1f,"
+          "\"taken_rate\":%.1f,\"consumer_latency_us\":%s,\"confirm_latency_us\":%s,"
+          "\"stopped_by\":\"%s\"}\n",
+          o_.size, o_.producers, o_.consumers, totals_.sent, totals_.confirmed, totals_.nacked,
+          totals_.received, send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys, rate(totals_.sent, send_s),
+          rate(totals_.received, receive_s), rate(totals_.sent, taken_s), json_array(cl).c_str(),
+          json_array(fl).c_str(), stop_reason_);
+    } else {
+      std::printf("sending rate avg: %.0f msg/s\n", rate(totals_.sent, send_s));
+      std::printf("receiving rate avg: %.0f msg/s\n", rate(totals_.received, receive_s));
+      if (taken_end_ != 0)
+        std::printf("taken rate avg: %.0f msg/s (the queue held every message after %.3f s)\n",
+                    rate(totals_.sent, taken_s), taken_s);
+      if (!consumers_.empty())
+        std::printf("consumer latency min/median/75th/95th/99th %s \xC2\xB5s\n", triple(cl).c_str());
+      if (o_.confirm > 0)
+        std::printf("confirm latency min/median/75th/95th/99th %s \xC2\xB5s\n", triple(fl).c_str());
+      std::printf("client CPU: %.3f s user + %.3f s system, %.3f \xC2\xB5s/msg\n", cpu.user,
+                  cpu.sys, cpu_us);
+    }
+    std::fflush(stdout);
+  }
+
+  asio::io_context& io_;
+  options o_;
+  asio::steady_timer wake_;
+  asio::steady_timer interval_timer_;
+  asio::steady_timer limit_timer_;
+  std::string run_id_;
+  std::string routing_key_;
+  basic_properties properties_;
+  publish_flags flags_;
+  connection setup_conn_;
+  channel setup_ch_;
+  std::uint64_t baseline_ = 0;
+  std::vector<producer> producers_;
+  std::vector<consumer_slot> consumers_;
+  std::uint64_t consumer_limit_ = 0;
+  std::uint64_t shared_target_ = 0;
+
+  counters totals_;
+  counters reported_;
+  latency_samples consumer_latency_;
+  latency_samples confirm_latency_;
+  latency_histogram consumer_all_;
+  latency_histogram confirm_all_;
+  std::uint64_t epoch_ = 0;
+
+  bool stopping_ = false;
+  const char* stop_reason_ = "";
+  std::uint64_t t0_ = 0;
+  std::uint64_t last_report_ = 0;
+  cpu_times cpu0_;
+  std::uint64_t send_end_ = 0;
+  std::uint64_t producers_end_ = 0;
+  std::uint64_t receive_end_ = 0;
+  std::uint64_t taken_end_ = 0;
+};
+
+}  // namespace
+}  // namespace warren::perf
+
+int main(int argc, char** argv) {
+  using namespace warren::perf;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  options o;
+  bool help = false;
+  std::string error;
+  if (!parse_options(args, o, help, error)) {
+    std::fprintf(stderr, "warren-perf: %s\n%s", error.c_str(), usage_text());
+    return 2;
+  }
+  if (help) {
+    std::fputs(usage_text(), stdout);
+    return 0;
+  }
+  asio::io_context io(1);
+  run r(io, std::move(o));
+  int status = 1;
+  asio::co_spawn(io, r.main(), [&](std::exception_ptr e, int s) {
+    status = s;
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& x) {
+        std::fprintf(stderr, "warren-perf: %s\n", x.what());
+      }
+      status = 1;
+    }
+  });
+  io.run();
+  return status;
+}
