@@ -308,10 +308,10 @@ int main(int argc, char** argv) {
         "{\"client\":\"blaster\",\"size\":%zu,\"count\":%llu,\"window\":%llu,\"sent\":%llu,"
         "\"acked\":%llu,\"nacked\":%llu,\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
         "\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"polls\":%llu}\n",
-        o.size, static_cast<unsigned long long>(o.count),
-        static_cast<unsigned long long>(o.window), static_cast<unsigned long long>(sent),
-        static_cast<unsigned long long>(c.acked), static_cast<unsigned long long>(c.nacked), send_s,
-        confirm_s, taken_s, cpu.total(), cpu.user, cpu.sys, static_cast<unsigned long long>(polls));
+        o.size, static_cast<unsigned long long>(o.count), static_cast<unsigned long long>(o.window),
+        static_cast<unsigned long long>(sent), static_cast<unsigned long long>(c.acked),
+        static_cast<unsigned long long>(c.nacked), send_s, confirm_s, taken_s, cpu.total(),
+        cpu.user, cpu.sys, static_cast<unsigned long long>(polls));
   } else {
     std::printf("blaster: %llu messages of %zu bytes (%zu per batch, %zu bytes on the wire each)\n",
                 static_cast<unsigned long long>(sent), o.size, per_batch, one.size());

@@ -780,14 +780,14 @@ void print_summary(const collecting_reporter& rep, std::ostream& os) {
     os << line;
     if (pm) {
       const double r = *pp / *pm;
-      std::snprintf(line, sizeof line, "    prepared / memcpy      %6.2fx  (target <= 3x: %s)\n",
-                    r, verdict(r <= 3.0));
+      std::snprintf(line, sizeof line, "    prepared / memcpy      %6.2fx  (target <= 3x: %s)\n", r,
+                    verdict(r <= 3.0));
       os << line;
     }
     if (pr) {
       const double r = *pr / *pp;
-      std::snprintf(line, sizeof line, "    rabbitmq-c / prepared  %6.2fx  (target >= 5x: %s)\n",
-                    r, verdict(r >= 5.0));
+      std::snprintf(line, sizeof line, "    rabbitmq-c / prepared  %6.2fx  (target >= 5x: %s)\n", r,
+                    verdict(r >= 5.0));
       os << line;
     }
   }

@@ -105,7 +105,9 @@ class session : public std::enable_shared_from_this<session> {
     start.version_minor = 9;
     start.server_properties.add("product", "null-broker");
     field_table caps;
-    caps.add("publisher_confirms", true).add("basic.nack", true).add("consumer_cancel_notify", true);
+    caps.add("publisher_confirms", true)
+        .add("basic.nack", true)
+        .add("consumer_cancel_notify", true);
     start.server_properties.add("capabilities", std::move(caps));
     start.mechanisms = "PLAIN AMQPLAIN";
     start.locales = "en_US";
@@ -252,8 +254,7 @@ class session : public std::enable_shared_from_this<session> {
     return true;
   }
 
-  void add_stream(std::uint16_t ch, const std::string& tag, const std::string& queue,
-                  bool no_ack) {
+  void add_stream(std::uint16_t ch, const std::string& tag, const std::string& queue, bool no_ack) {
     auto s = std::make_shared<stream>();
     s->channel = ch;
     s->tag = tag;
@@ -267,12 +268,14 @@ class session : public std::enable_shared_from_this<session> {
     basic_properties props;
     // About 256 KiB per batch, and never fewer than one triplet.
     const std::size_t per = 64 + tag.size() + queue.size() + body.size();
-    const std::size_t count = std::max<std::size_t>(1, std::min<std::size_t>(4096, (256u << 10) / per));
+    const std::size_t count =
+        std::max<std::size_t>(1, std::min<std::size_t>(4096, (256u << 10) / per));
     for (std::size_t i = 0; i < count; ++i) {
       const std::size_t method_at = s->batch.size();
       put_method(s->batch, ch, d);
       // key (4), consumer tag (1 + n), then the delivery tag.
-      s->tag_at.push_back(static_cast<std::uint32_t>(method_at + frame_header_size + 4 + 1 + tag.size()));
+      s->tag_at.push_back(
+          static_cast<std::uint32_t>(method_at + frame_header_size + 4 + 1 + tag.size()));
       warren::writer w(s->batch);
       const std::size_t at = begin_frame(w, frame_type::header, ch);
       encode_content_header(w, body.size(), props);
@@ -322,8 +325,7 @@ class session : public std::enable_shared_from_this<session> {
         return;
       }
       case channel_close_ok::key:
-      case connection_close_ok::key:
-        return;
+      case connection_close_ok::key: return;
       case connection_start_ok::key: {
         connection_tune t;
         t.channel_max = 2047;
@@ -340,9 +342,7 @@ class session : public std::enable_shared_from_this<session> {
                          asio::detached);
         return;
       }
-      case connection_open::key:
-        put_method(out_, 0, connection_open_ok{});
-        return;
+      case connection_open::key: put_method(out_, 0, connection_open_ok{}); return;
       case connection_close::key:
         put_method(out_, 0, connection_close_ok{});
         closing_ = true;
@@ -390,9 +390,7 @@ class session : public std::enable_shared_from_this<session> {
         if (decode(payload, m) && !m.no_wait) put_method(out_, ch, queue_bind_ok{});
         return;
       }
-      case queue_unbind::key:
-        put_method(out_, ch, queue_unbind_ok{});
-        return;
+      case queue_unbind::key: put_method(out_, ch, queue_unbind_ok{}); return;
       case queue_purge::key: {
         queue_purge m;
         if (decode(payload, m) && !m.no_wait) put_method(out_, ch, queue_purge_ok{});
@@ -441,18 +439,10 @@ class session : public std::enable_shared_from_this<session> {
         }
         return;
       }
-      case basic_recover::key:
-        put_method(out_, ch, basic_recover_ok{});
-        return;
-      case tx_select::key:
-        put_method(out_, ch, tx_select_ok{});
-        return;
-      case tx_commit::key:
-        put_method(out_, ch, tx_commit_ok{});
-        return;
-      case tx_rollback::key:
-        put_method(out_, ch, tx_rollback_ok{});
-        return;
+      case basic_recover::key: put_method(out_, ch, basic_recover_ok{}); return;
+      case tx_select::key: put_method(out_, ch, tx_select_ok{}); return;
+      case tx_commit::key: put_method(out_, ch, tx_commit_ok{}); return;
+      case tx_rollback::key: put_method(out_, ch, tx_rollback_ok{}); return;
       default:
         std::fprintf(stderr, "null-broker: ignoring method %u.%u\n", key >> 16, key & 0xFFFF);
         return;

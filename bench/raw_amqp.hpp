@@ -28,10 +28,9 @@ void put_method(byte_buffer& out, std::uint16_t ch, const M& m) {
 // steady_clock in nanoseconds: what PerfTest-style bodies carry as send time.
 // CLOCK_MONOTONIC is shared by every process on the machine.
 inline std::uint64_t now_ns() noexcept {
-  return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::steady_clock::now().time_since_epoch())
-          .count());
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
 }
 
 // User and system CPU seconds of the whole process.

@@ -799,8 +799,8 @@ const std::string& consumer::tag() const noexcept { return state_->tag; }
 namespace {
 
 // consumer::next() when nothing is buffered: wait for the core.
-asio::awaitable<std::optional<message>> wait_delivery(detail::channel_handle& h,
-                                                      std::shared_ptr<detail::consumer_state> state) {
+asio::awaitable<std::optional<message>> wait_delivery(
+    detail::channel_handle& h, std::shared_ptr<detail::consumer_state> state) {
   auto next = [&h, &state](std::uint64_t id, detail::completion done) {
     h.core().next_delivery(state, id, std::move(done));
   };

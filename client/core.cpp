@@ -941,9 +941,8 @@ std::uint64_t connection_core::unconfirmed(std::uint16_t ch) const noexcept {
   return c == nullptr ? 0 : c->confirms.size();
 }
 
-connection_core::channel_state* connection_core::publish_channel(std::uint16_t ch,
-                                                                  completion& done,
-                                                                  std::error_code& ec) {
+connection_core::channel_state* connection_core::publish_channel(std::uint16_t ch, completion& done,
+                                                                 std::error_code& ec) {
   // The common case first, without building an error_code.
   if (phase_ == phase::open && ch != 0 && ch < channels_.size() &&
       channels_[ch]->state == channel_state::status::open)
@@ -956,9 +955,9 @@ connection_core::channel_state* connection_core::publish_channel(std::uint16_t c
 }
 
 std::error_code connection_core::published(channel_state& c, bool mandatory,
-                                           std::string_view exchange,
-                                           std::string_view routing_key, std::uint64_t id,
-                                           completion done, std::uint64_t* sequence) {
+                                           std::string_view exchange, std::string_view routing_key,
+                                           std::uint64_t id, completion done,
+                                           std::uint64_t* sequence) {
   if (!c.confirm_mode) {
     if (done) {
       op_result ok;

@@ -124,10 +124,10 @@ std::error_code encode_publish_general(byte_buffer& out, const publish_frame_arg
 std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
                                const basic_properties& props, bytes_view body,
                                std::uint32_t frame_max) {
-  if (args.exchange.size() > 255 || args.routing_key.size() > 255 || props.headers) [[unlikely]]
+  if (args.exchange.size() > 255 || args.routing_key.size() > 255) [[unlikely]]
     return detail::encode_publish_general(out, args, props, body, frame_max);
-  const std::size_t max_payload = (frame_max > frame_min_size ? frame_max : frame_min_size) -
-                                  frame_overhead;
+  const std::size_t max_payload =
+      (frame_max > frame_min_size ? frame_max : frame_min_size) - frame_overhead;
   const std::size_t method_payload =
       4 + 2 + 1 + args.exchange.size() + 1 + args.routing_key.size() + 1;
   const std::size_t fixed = 2 * frame_overhead + method_payload + 12 +
@@ -147,8 +147,7 @@ std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
 }
 
 std::error_code prepared_publish::prepare(const publish_frame_args& args,
-                                          const basic_properties& props,
-                                          std::uint32_t frame_max) {
+                                          const basic_properties& props, std::uint32_t frame_max) {
   prefix_.clear();
   // The frames of an empty body are exactly the prefix every message starts
   // with: method frame, then the header frame whose body size is patched in.
@@ -156,8 +155,8 @@ std::error_code prepared_publish::prepare(const publish_frame_args& args,
     prefix_ = byte_buffer();
     return ec;
   }
-  body_size_at_ = frame_overhead + 4 + 2 + 1 + args.exchange.size() + 1 +
-                  args.routing_key.size() + 1 + frame_header_size + 4;
+  body_size_at_ = frame_overhead + 4 + 2 + 1 + args.exchange.size() + 1 + args.routing_key.size() +
+                  1 + frame_header_size + 4;
   max_payload_ = std::max(frame_max, frame_min_size) - frame_overhead;
   frame_max_ = frame_max;
   channel_ = args.channel;

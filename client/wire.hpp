@@ -64,11 +64,7 @@ class content_assembler {
   std::uint64_t max_body_size_;
 };
 
-// Encodes basic.publish, its content header and the body, split into body
-// frames of at most frame_max bytes each, appended to one contiguous buffer.
-// Exactly one allocation-free append once the buffer is warm. On error
-// (shortstr too long, a content header bigger than frame_max) `out` is left as
-// it was.
+// What a basic.publish carries besides its properties and body.
 struct publish_frame_args {
   std::uint16_t channel = 1;
   std::string_view exchange;
@@ -83,7 +79,7 @@ namespace detail {
 // the default constructor calls into the C++ library (system_category()).
 extern const std::error_code no_error;
 
-// encode_publish for what its inline path leaves out: a headers table, or a
+// encode_publish for what its one-pass path leaves out: a headers table, or a
 // string too long for a shortstr. Same contract.
 std::error_code encode_publish_general(byte_buffer& out, const publish_frame_args& args,
                                        const basic_properties& props, bytes_view body,
@@ -91,15 +87,18 @@ std::error_code encode_publish_general(byte_buffer& out, const publish_frame_arg
 
 // copy_bytes, forced inline: in a function this size the compiler would
 // otherwise call it out of line for every short string.
-[[gnu::always_inline]] inline void copy_short(std::uint8_t* d, const void* s, std::size_t n) noexcept {
+[[gnu::always_inline]] inline void copy_short(std::uint8_t* d, const void* s,
+                                              std::size_t n) noexcept {
   copy_bytes(d, s, n);
 }
 
 // Writes the method frame and the start of the content header frame (all but
 // its size, which the caller patches in at offset 3) at p; returns where the
 // properties go.
-[[gnu::always_inline]] inline std::uint8_t* put_publish_head(std::uint8_t* p, const publish_frame_args& args,
-                                      std::size_t method_payload, std::uint64_t body_size) {
+[[gnu::always_inline]] inline std::uint8_t* put_publish_head(std::uint8_t* p,
+                                                             const publish_frame_args& args,
+                                                             std::size_t method_payload,
+                                                             std::uint64_t body_size) {
   const std::uint16_t ch = args.channel;
   p[0] = static_cast<std::uint8_t>(frame_type::method);
   store16(p + 1, ch);
@@ -127,8 +126,9 @@ std::error_code encode_publish_general(byte_buffer& out, const publish_frame_arg
 }
 
 // Ends the content header frame and writes the body frames; returns the end.
-[[gnu::always_inline]] inline std::uint8_t* put_publish_tail(std::uint8_t* p, std::uint16_t ch, bytes_view body,
-                                      std::size_t max_payload) {
+[[gnu::always_inline]] inline std::uint8_t* put_publish_tail(std::uint8_t* p, std::uint16_t ch,
+                                                             bytes_view body,
+                                                             std::size_t max_payload) {
   *p++ = frame_end_octet;
   const std::uint8_t* src = body.data();
   std::size_t left = body.size();
@@ -159,9 +159,9 @@ inline std::size_t body_frame_count(std::size_t body, std::size_t max_payload) n
 // (shortstr too long, a content header bigger than frame_max) `out` is left as
 // it was.
 //
-// Inline for the common case, properties without a headers table: the frames
-// are written in one pass straight into room reserved for the largest they
-// could be, and measured after.
+// Properties without a headers table, the common case, are written in one
+// pass straight into room reserved for the largest they could be, and
+// measured after; a table goes through the generic writer.
 std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
                                const basic_properties& props, bytes_view body,
                                std::uint32_t frame_max);

@@ -108,10 +108,8 @@ void on_frame(const amqp_frame_t& f, std::uint64_t& confirmed, std::uint64_t& na
       return;
     }
     case AMQP_CHANNEL_CLOSE_METHOD:
-    case AMQP_CONNECTION_CLOSE_METHOD:
-      die("the broker closed the channel or connection");
-    default:
-      return;
+    case AMQP_CONNECTION_CLOSE_METHOD: die("the broker closed the channel or connection");
+    default: return;
   }
 }
 
@@ -266,9 +264,11 @@ int main(int argc, char** argv) {
 
   std::printf(
       "{\"client\":\"rabbitmq-c\",\"mode\":\"%s\",\"size\":%zu,\"count\":%llu,\"sent\":%llu,"
-      "\"received\":%llu,\"nacked\":%llu,\"send_s\":%.6f,\"taken_s\":%.6f,\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f}\n",
+      "\"received\":%llu,\"nacked\":%llu,\"send_s\":%.6f,\"taken_s\":%.6f,\"cpu_s\":%.6f,\"user_"
+      "s\":%.6f,\"sys_s\":%.6f}\n",
       o.mode.c_str(), o.size, static_cast<unsigned long long>(o.count),
       static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
-      static_cast<unsigned long long>(nacked), (t_sent - t0) / 1e9, (t_end - t0) / 1e9, user + sys, user, sys);
+      static_cast<unsigned long long>(nacked), (t_sent - t0) / 1e9, (t_end - t0) / 1e9, user + sys,
+      user, sys);
   return 0;
 }

@@ -8,6 +8,9 @@
 // hundred thousand messages a second on one core, more than a broker on the
 // same machine takes.
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -17,9 +20,6 @@
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -111,8 +111,8 @@ class run {
     for (auto& c : consumers_) asio::co_spawn(io_, consume(c), asio::detached);
     asio::co_spawn(io_, report_intervals(), asio::detached);
     if (o_.time_limit > 0) {
-      limit_timer_.expires_after(std::chrono::nanoseconds(
-          static_cast<std::int64_t>(o_.time_limit * 1e9)));
+      limit_timer_.expires_after(
+          std::chrono::nanoseconds(static_cast<std::int64_t>(o_.time_limit * 1e9)));
       limit_timer_.async_wait([this](std::error_code ec) {
         if (!ec) stop("time limit");
       });
@@ -172,7 +172,8 @@ class run {
   }
   bool finished() const {
     const bool producers_bounded = producers_.empty() || o_.producer_count != 0;
-    const bool consumers_bounded = consumers_.empty() || consumer_limit_ != 0 || shared_target_ != 0;
+    const bool consumers_bounded =
+        consumers_.empty() || consumer_limit_ != 0 || shared_target_ != 0;
     if (!producers_bounded || !consumers_bounded) return false;
     return producers_finished() && consumers_finished();
   }
@@ -316,8 +317,8 @@ class run {
         waited = false;
         if (!o_.prepared) {
           waited = confirms && p.ch.unconfirmed() >= window;
-          seq = co_await p.ch.publish_pipelined(o_.exchange, routing_key_, body, properties_,
-                                                flags_);
+          seq =
+              co_await p.ch.publish_pipelined(o_.exchange, routing_key_, body, properties_, flags_);
         } else if (!p.ch.try_publish(prepared, body, &seq)) {
           waited = true;
           seq = co_await p.ch.publish_pipelined(prepared, body);
@@ -443,8 +444,8 @@ class run {
 
   static std::string triple(const percentiles& p) {
     char buf[128];
-    std::snprintf(buf, sizeof buf, "%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64,
-                  p[0], p[1], p[2], p[3], p[4]);
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64, p[0],
+                  p[1], p[2], p[3], p[4]);
     return buf;
   }
   static std::string json_array(const percentiles& p) {
@@ -478,23 +479,27 @@ class run {
     const double t = static_cast<double>(now - t0_) / 1e9;
     auto rate = [&](std::uint64_t n) { return secs > 0 ? static_cast<double>(n) / secs : 0.0; };
     if (o_.json) {
-      std::printf("{\"type\":\"interval\",\"time\":%.3f,\"sent\":%.0f,\"confirmed\":%.0f,"
-                  "\"nacked\":%.0f,\"received\":%.0f,\"consumer_latency_us\":%s,"
-                  "\"confirm_latency_us\":%s}\n",
-                  t, rate(d.sent), rate(d.confirmed), rate(d.nacked), rate(d.received),
-                  json_array(cl).c_str(), json_array(fl).c_str());
+      std::printf(
+          "{\"type\":\"interval\",\"time\":%.3f,\"sent\":%.0f,\"confirmed\":%.0f,"
+          "\"nacked\":%.0f,\"received\":%.0f,\"consumer_latency_us\":%s,"
+          "\"confirm_latency_us\":%s}\n",
+          t, rate(d.sent), rate(d.confirmed), rate(d.nacked), rate(d.received),
+          json_array(cl).c_str(), json_array(fl).c_str());
     } else {
-      std::printf("time %.3f s, sent: %.0f msg/s, confirmed: %.0f msg/s, nacked: %.0f msg/s, "
-                  "received: %.0f msg/s, min/median/75th/95th/99th consumer latency: %s \xC2\xB5s, "
-                  "confirm latency: %s \xC2\xB5s\n",
-                  t, rate(d.sent), rate(d.confirmed), rate(d.nacked), rate(d.received),
-                  triple(cl).c_str(), triple(fl).c_str());
+      std::printf(
+          "time %.3f s, sent: %.0f msg/s, confirmed: %.0f msg/s, nacked: %.0f msg/s, "
+          "received: %.0f msg/s, min/median/75th/95th/99th consumer latency: %s \xC2\xB5s, "
+          "confirm latency: %s \xC2\xB5s\n",
+          t, rate(d.sent), rate(d.confirmed), rate(d.nacked), rate(d.received), triple(cl).c_str(),
+          triple(fl).c_str());
     }
     std::fflush(stdout);
   }
 
   void summary(const cpu_times& cpu) {
-    auto secs = [&](std::uint64_t end) { return end > t0_ ? static_cast<double>(end - t0_) / 1e9 : 0.0; };
+    auto secs = [&](std::uint64_t end) {
+      return end > t0_ ? static_cast<double>(end - t0_) / 1e9 : 0.0;
+    };
     const double send_s = secs(send_end_);
     const double producers_s = secs(producers_end_);
     const double receive_s = secs(receive_end_);
@@ -508,14 +513,17 @@ class run {
       std::printf(
           "{\"type\":\"summary\",\"client\":\"warren\",\"size\":%zu,\"producers\":%d,"
           "\"consumers\":%d,\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"nacked\":%" PRIu64
-          ",\"received\":%" PRIu64 ",\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
-          "\"receive_s\":%.6f,\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"sending_rate\":%.1f,\"receiving_rate\":%.1f,"
+          ",\"received\":%" PRIu64
+          ",\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
+          "\"receive_s\":%.6f,\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"sending_rate\":%.1f,"
+          "\"receiving_rate\":%.1f,"
           "\"taken_rate\":%.1f,\"consumer_latency_us\":%s,\"confirm_latency_us\":%s,"
           "\"stopped_by\":\"%s\"}\n",
           o_.size, o_.producers, o_.consumers, totals_.sent, totals_.confirmed, totals_.nacked,
-          totals_.received, send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys, rate(totals_.sent, send_s),
-          rate(totals_.received, receive_s), rate(totals_.sent, taken_s), json_array(cl).c_str(),
-          json_array(fl).c_str(), stop_reason_);
+          totals_.received, send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys,
+          rate(totals_.sent, send_s), rate(totals_.received, receive_s),
+          rate(totals_.sent, taken_s), json_array(cl).c_str(), json_array(fl).c_str(),
+          stop_reason_);
     } else {
       std::printf("sending rate avg: %.0f msg/s\n", rate(totals_.sent, send_s));
       std::printf("receiving rate avg: %.0f msg/s\n", rate(totals_.received, receive_s));
@@ -523,7 +531,8 @@ class run {
         std::printf("taken rate avg: %.0f msg/s (the queue held every message after %.3f s)\n",
                     rate(totals_.sent, taken_s), taken_s);
       if (!consumers_.empty())
-        std::printf("consumer latency min/median/75th/95th/99th %s \xC2\xB5s\n", triple(cl).c_str());
+        std::printf("consumer latency min/median/75th/95th/99th %s \xC2\xB5s\n",
+                    triple(cl).c_str());
       if (o_.confirm > 0)
         std::printf("confirm latency min/median/75th/95th/99th %s \xC2\xB5s\n", triple(fl).c_str());
       std::printf("client CPU: %.3f s user + %.3f s system, %.3f \xC2\xB5s/msg\n", cpu.user,

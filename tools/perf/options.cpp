@@ -28,12 +28,12 @@ bool parse_double(const std::string& s, double& out) {
 // Long PerfTest names mapped to their short letters.
 const std::map<std::string, std::string>& long_names() {
   static const std::map<std::string, std::string> m = {
-      {"--uri", "-h"},           {"--producers", "-x"},      {"--consumers", "-y"},
-      {"--size", "-s"},          {"--autoack", "-a"},        {"--multi-ack-every", "-A"},
-      {"--qos", "-q"},           {"--confirm", "-c"},        {"--time", "-z"},
-      {"--pmessages", "-C"},     {"--cmessages", "-D"},      {"--queue", "-u"},
-      {"--exchange", "-e"},      {"--type", "-t"},           {"--routing-key", "-k"},
-      {"--flag", "-f"},          {"--rate", "-r"},           {"--interval", "-i"},
+      {"--uri", "-h"},       {"--producers", "-x"}, {"--consumers", "-y"},
+      {"--size", "-s"},      {"--autoack", "-a"},   {"--multi-ack-every", "-A"},
+      {"--qos", "-q"},       {"--confirm", "-c"},   {"--time", "-z"},
+      {"--pmessages", "-C"}, {"--cmessages", "-D"}, {"--queue", "-u"},
+      {"--exchange", "-e"},  {"--type", "-t"},      {"--routing-key", "-k"},
+      {"--flag", "-f"},      {"--rate", "-r"},      {"--interval", "-i"},
   };
   return m;
 }
@@ -135,9 +135,7 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
         break;
       case 'r': ok = parse_double(v, o.rate); break;
       case 'i': ok = parse_double(v, o.interval) && o.interval > 0; break;
-      default:
-        error = "unknown option '" + args[i - 1] + "'";
-        return false;
+      default: error = "unknown option '" + args[i - 1] + "'"; return false;
     }
     if (!ok) {
       error = "bad value '" + v + "' for " + args[i - 1];
