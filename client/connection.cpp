@@ -688,7 +688,7 @@ std::uint64_t publish_now(detail::channel_handle& h, const prepared_publish& pre
                           std::string_view body) {
   auto& core = h.core();
   std::uint64_t seq = 0;
-  if (auto ec = core.publish(prepared, as_bytes(body), 0, {}, &seq))
+  if (auto ec = core.publish(prepared, as_bytes(body), &seq))
     detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
                             ? core.channel_error(h.id)
                             : detail::make_info(ec, "cannot publish: " + ec.message()));
@@ -798,29 +798,51 @@ const std::string& consumer::tag() const noexcept { return state_->tag; }
 
 namespace {
 
-// consumer::next() when nothing is buffered: wait for the core.
-asio::awaitable<std::optional<message>> wait_delivery(
-    detail::channel_handle& h, std::shared_ptr<detail::consumer_state> state) {
-  auto next = [&h, &state](std::uint64_t id, detail::completion done) {
-    h.core().next_delivery(state, id, std::move(done));
+// consumer::next() when nothing is buffered: wait until a delivery is or the
+// stream has ended (throws if the channel or connection failed).
+asio::awaitable<void> wait_delivery(detail::channel_handle& h,
+                                    std::shared_ptr<detail::consumer_state> state) {
+  auto wait = [&h, &state](std::uint64_t id, detail::completion done) {
+    h.core().wait_delivery(state, id, std::move(done));
   };
-  op_result r = co_await h.impl().checked_op(next);
-  co_return std::move(r.msg);
+  auto pending = h.impl().checked_op(wait);
+  co_await std::move(pending);
 }
 
 }  // namespace
 
 asio::awaitable<std::optional<message>> consumer::next() {
   auto& h = *channel_;
-  // A buffered delivery is handed over at once, moved straight from the
-  // stream's slot: no operation, no trip through the executor's queue.
-  if (message* m = h.core().take_delivery(state_)) {
-    h.impl().after_core_call();
-    co_return std::move(*m);
+  for (;;) {
+    // A buffered delivery is handed over at once, moved straight from the
+    // stream's slot: no operation, no trip through the executor's queue.
+    if (message* m = h.core().take_delivery(state_)) {
+      h.impl().after_core_call();
+      co_return std::move(*m);
+    }
+    auto pending = wait_delivery(h, state_);
+    co_await std::move(pending);
+    if (state_->buffer.empty() && state_->state == detail::consumer_state::status::ended)
+      co_return std::nullopt;
   }
-  auto pending = wait_delivery(h, state_);
-  std::optional<message> m = co_await std::move(pending);
-  co_return m;
+}
+
+bool consumer::try_next(message& m) {
+  auto& h = *channel_;
+  if (!h.core().take_delivery(state_, m)) return false;
+  h.impl().after_core_call();
+  return true;
+}
+
+asio::awaitable<bool> consumer::next(message& m) {
+  auto& h = *channel_;
+  for (;;) {
+    if (try_next(m)) co_return true;
+    auto pending = wait_delivery(h, state_);
+    co_await std::move(pending);
+    if (state_->buffer.empty() && state_->state == detail::consumer_state::status::ended)
+      co_return false;
+  }
 }
 
 asio::awaitable<void> consumer::cancel() {

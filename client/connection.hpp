@@ -130,6 +130,14 @@ class consumer {
   // or when the broker cancelled the consumer (end_reason() then holds
   // errc::consumer_cancelled). Throws if the channel or connection failed.
   asio::awaitable<std::optional<message>> next();
+  // The same into `m`, trading storage with the stream: a loop that reads
+  // every delivery into one message allocates nothing per delivery once
+  // warm. False once the stream has ended, where next() gives std::nullopt.
+  asio::awaitable<bool> next(message& m);
+  // A buffered delivery into `m` without waiting (as next(m)); false when
+  // none is buffered. Lets a loop drain what one read brought in without a
+  // coroutine per message.
+  bool try_next(message& m);
   // basic.cancel; deliveries already buffered can still be read.
   asio::awaitable<void> cancel();
   // Why the stream ended (empty while it runs, or after a cancel()).

@@ -541,8 +541,10 @@ void fill_delivery(message& m, const basic_deliver& d, content_assembler& conten
   m.exchange = d.exchange;
   m.routing_key = d.routing_key;
   m.message_count = 0;
-  m.properties = std::move(content.properties());
-  m.body = content.take_body();
+  // Swapped, not moved: the assembler decodes the next message into the
+  // slot's old storage.
+  swap(m.properties, content.properties());
+  content.swap_body(m.body);
 }
 
 }  // namespace
@@ -559,15 +561,9 @@ void connection_core::deliver(channel_state& c, consumer_state& s) {
     c.content.take_body();
     return;
   }
-  if (s.waiter) {
-    op_result r;
-    r.msg.emplace();
-    fill_delivery(*r.msg, c.deliver, c.content);
-    complete(s.waiter, std::move(r));
-    return;
-  }
   // Straight into the stream's ring: no message built and moved in between.
   fill_delivery(s.buffer.push(), c.deliver, c.content);
+  if (s.waiter) complete(s.waiter, op_result{});
   // Holding `capacity` deliveries is the normal state of an unread consumer
   // with that prefetch; only a delivery beyond it pauses reading.
   if (!s.full && s.buffer.size() > s.capacity) {
@@ -586,12 +582,26 @@ message* connection_core::take_delivery(const std::shared_ptr<consumer_state>& c
   return &m;
 }
 
-void connection_core::next_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id,
+bool connection_core::take_delivery(const std::shared_ptr<consumer_state>& c, message& out) {
+  message* m = take_delivery(c);
+  if (m == nullptr) return false;
+  // The short strings are copied into out's storage (a swap of two short
+  // strings costs more); the body and properties trade storage.
+  detail::assign_chars(out.consumer_tag, m->consumer_tag);
+  out.delivery_tag = m->delivery_tag;
+  out.redelivered = m->redelivered;
+  detail::assign_chars(out.exchange, m->exchange);
+  detail::assign_chars(out.routing_key, m->routing_key);
+  out.message_count = m->message_count;
+  swap(out.properties, m->properties);
+  out.body.swap(m->body);
+  return true;
+}
+
+void connection_core::wait_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id,
                                     completion done) {
   if (!c->buffer.empty()) {
-    op_result r;
-    r.msg.emplace(std::move(*take_delivery(c)));
-    done.consume(std::move(r));
+    done.consume(op_result{});
     return;
   }
   if (c->state == consumer_state::status::ended) {
@@ -1011,6 +1021,23 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
   prepared.encode(output_, body);
   return published(*c, prepared.mandatory(), prepared.exchange(), prepared.routing_key(), id,
                    std::move(done), sequence);
+}
+
+std::error_code connection_core::publish(const prepared_publish& prepared, bytes_view body,
+                                         std::uint64_t* sequence) {
+  const std::uint16_t ch = prepared.channel();
+  if (phase_ != phase::open || ch == 0 || ch >= channels_.size() ||
+      channels_[ch]->state != channel_state::status::open || !prepared.ready() ||
+      prepared.frame_max() != publish_frame_max()) [[unlikely]]
+    return publish(prepared, body, 0, {}, sequence);  // reports what is wrong
+  channel_state& c = *channels_[ch];
+  prepared.encode(output_, body);
+  if (!c.confirm_mode) {
+    if (sequence) *sequence = 0;
+    return detail::no_error;
+  }
+  return published(c, prepared.mandatory(), prepared.exchange(), prepared.routing_key(), 0, {},
+                   sequence);
 }
 
 bool connection_core::writable(std::uint16_t ch) const noexcept {

@@ -65,7 +65,9 @@ class delivery_ring {
   message& pop_front() noexcept {
     message& m = slots_[head_];
     head_ = (head_ + 1) & (slots_.size() - 1);
-    --size_;
+    // Emptied: start again at slot 0, so that a reader keeping up cycles
+    // through a few slots that stay in cache rather than the whole ring.
+    if (--size_ == 0) head_ = 0;
     return m;
   }
   void clear() noexcept {
@@ -206,13 +208,17 @@ class connection_core {
   // The consumer's reader is gone: cancel it, and reject (requeue) what it
   // buffered and what still arrives, unless it is no-ack.
   void abandon_consumer(const std::shared_ptr<consumer_state>& c);
-  // Completes with the next delivery (msg set), or with msg empty once the
-  // stream has ended (consumer->end_reason tells why).
-  void next_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id, completion done);
-  // next_delivery's fast path: the oldest buffered delivery, removed from the
-  // stream, for the caller to move from before the core runs again; nullptr
-  // when none is buffered.
+  // Completes (empty result) once a delivery is buffered or the stream has
+  // ended (consumer->end_reason tells why); at once if either is already so.
+  // Completes with an error when the channel or connection failed first.
+  void wait_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id, completion done);
+  // The oldest buffered delivery, removed from the stream, for the caller to
+  // move from before the core runs again; nullptr when none is buffered.
   message* take_delivery(const std::shared_ptr<consumer_state>& c);
+  // The same, swapped into `out`: the stream keeps `out`'s old storage for a
+  // later delivery, so a reader that reuses one message allocates nothing
+  // once warm. False when none is buffered.
+  bool take_delivery(const std::shared_ptr<consumer_state>& c, message& out);
 
   // confirm.select: switches the channel into confirm mode at select-ok.
   void confirm_select(std::uint16_t ch, std::uint64_t id, completion done);
@@ -232,6 +238,9 @@ class connection_core {
   // channel and this connection's frame_max).
   std::error_code publish(const prepared_publish& prepared, bytes_view body, std::uint64_t id,
                           completion done, std::uint64_t* sequence = nullptr);
+  // The same without a completion: a pipelined publisher's hot path.
+  std::error_code publish(const prepared_publish& prepared, bytes_view body,
+                          std::uint64_t* sequence);
   std::uint32_t publish_frame_max() const noexcept { return frame_max_ == 0 ? 131072 : frame_max_; }
   // True while publishing may go on: not blocked by the broker, flow active,
   // and the output below its high-water mark.

@@ -36,6 +36,10 @@ bool content_assembler::on_header(bytes_view payload, std::error_code& ec) {
     return false;
   }
   body_.clear();
+  // Storage handed back by swap_body() is reused, but a big buffer is not
+  // kept for small bodies.
+  if (body_.capacity() > (1u << 20) && header_.body_size < body_.capacity() / 4)
+    std::string().swap(body_);
   // Trust the declared size only as far as a modest bound; beyond that the
   // string grows with the bytes that really arrive.
   body_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(header_.body_size, 1u << 20)));

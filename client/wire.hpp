@@ -55,6 +55,9 @@ class content_assembler {
   // The completed message; leaves the assembler idle for the next one.
   basic_properties& properties() noexcept { return header_.properties; }
   std::string take_body() noexcept;
+  // Hands the completed body over in exchange for `into`'s storage, which
+  // the next body reuses (up to a bound: a huge one is not kept).
+  void swap_body(std::string& into) noexcept { into.swap(body_); }
   void reset() noexcept;
 
  private:

@@ -230,6 +230,25 @@ struct basic_properties {
     if (f & cluster_id_flag) assign(cluster_id, r.shortstr()); else cluster_id.reset();
   }
 
+  // Member by member: absent properties cost nothing and present ones trade
+  // storage, so a consumer swapping into a reused message allocates nothing.
+  friend void swap(basic_properties& a, basic_properties& b) noexcept {
+    if (a.content_type || b.content_type) a.content_type.swap(b.content_type);
+    if (a.content_encoding || b.content_encoding) a.content_encoding.swap(b.content_encoding);
+    if (a.headers || b.headers) a.headers.swap(b.headers);
+    if (a.delivery_mode || b.delivery_mode) a.delivery_mode.swap(b.delivery_mode);
+    if (a.priority || b.priority) a.priority.swap(b.priority);
+    if (a.correlation_id || b.correlation_id) a.correlation_id.swap(b.correlation_id);
+    if (a.reply_to || b.reply_to) a.reply_to.swap(b.reply_to);
+    if (a.expiration || b.expiration) a.expiration.swap(b.expiration);
+    if (a.message_id || b.message_id) a.message_id.swap(b.message_id);
+    if (a.timestamp || b.timestamp) a.timestamp.swap(b.timestamp);
+    if (a.type || b.type) a.type.swap(b.type);
+    if (a.user_id || b.user_id) a.user_id.swap(b.user_id);
+    if (a.app_id || b.app_id) a.app_id.swap(b.app_id);
+    if (a.cluster_id || b.cluster_id) a.cluster_id.swap(b.cluster_id);
+  }
+
   bool operator==(const basic_properties&) const = default;
 
  private:

@@ -608,6 +608,11 @@ struct basic_properties {
     for f, name in zip(props, names):
         dec = dec_val[f.type].replace("%s", name)
         out.append("    if (f & %s_flag) %s else %s.reset();\n" % (name, dec, name))
+    out.append("  }\n\n  // Member by member: absent properties cost nothing and present ones trade\n"
+               "  // storage, so a consumer swapping into a reused message allocates nothing.\n"
+               "  friend void swap(basic_properties& a, basic_properties& b) noexcept {\n")
+    for name in names:
+        out.append("    if (a.%s || b.%s) a.%s.swap(b.%s);\n" % (name, name, name, name))
     out.append("""  }
 
   bool operator==(const basic_properties&) const = default;

@@ -335,11 +335,12 @@ class script {
   // The next delivery of `c`, which must already be there.
   message next_delivery(const std::shared_ptr<detail::consumer_state>& c) {
     recorder r;
-    core.next_delivery(c, core.next_op_id(), r.cb());
+    core.wait_delivery(c, core.next_op_id(), r.cb());
     REQUIRE(r.done());
     REQUIRE(!r.result().error);
-    REQUIRE(r.result().msg.has_value());
-    return std::move(*r.result().msg);
+    message m;
+    REQUIRE(core.take_delivery(c, m));
+    return m;
   }
 
  private:

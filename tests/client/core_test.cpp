@@ -5,6 +5,7 @@
 #include <string>
 #include <variant>
 
+#include "../codec/alloc_probe.hpp"
 #include "core_script.hpp"
 #include "warren/client/sasl.hpp"
 #include "warren/client/version.hpp"
@@ -471,7 +472,7 @@ TEST_CASE("core channels: a connection error fails everything") {
 
   auto consumer = s.consume(ch, "q", "ctag");
   recorder next;
-  s.core.next_delivery(consumer, s.core.next_op_id(), next.cb());
+  s.core.wait_delivery(consumer, s.core.next_op_id(), next.cb());
   recorder declared = s.request(ch, declare("q1"));
   s.expect<queue_declare>(ch);
 
@@ -610,18 +611,51 @@ TEST_CASE("core deliveries: consume, deliver, next_delivery") {
     CHECK(msg.delivery_tag == 1);
     CHECK(msg.body.empty());
   }
-  SUBCASE("a waiting next_delivery completes on arrival; order is kept") {
+  SUBCASE("a waiting wait_delivery completes on arrival; order is kept") {
     recorder waiting;
-    s.core.next_delivery(consumer, s.core.next_op_id(), waiting.cb());
+    s.core.wait_delivery(consumer, s.core.next_op_id(), waiting.cb());
     CHECK_FALSE(waiting.done());
     s.send_message(ch, deliver("amq.ctag-XYZ", 1), "one");
     REQUIRE(waiting.done());
-    REQUIRE(waiting.result().msg.has_value());
-    CHECK(waiting.result().msg->body == "one");
+    CHECK_FALSE(waiting.result().error);
+    CHECK_FALSE(waiting.result().msg.has_value());
     s.send_message(ch, deliver("amq.ctag-XYZ", 2), "two");
     s.send_message(ch, deliver("amq.ctag-XYZ", 3), "three");
+    CHECK(s.next_delivery(consumer).body == "one");
     CHECK(s.next_delivery(consumer).body == "two");
     CHECK(s.next_delivery(consumer).body == "three");
+    message none;
+    CHECK_FALSE(s.core.take_delivery(consumer, none));
+  }
+  SUBCASE("take_delivery into a reused message trades storage with the stream") {
+    const std::string long_body(100, 'b');
+    s.send_message(ch, deliver("amq.ctag-XYZ", 1), long_body);
+    message m;
+    REQUIRE(s.core.take_delivery(consumer, m));
+    CHECK(m.body == long_body);
+    CHECK(m.consumer_tag == "amq.ctag-XYZ");
+    CHECK(m.delivery_tag == 1);
+    // Once the ring's slots have all been through a take, the bodies and
+    // tags circulate between m, the slots and the assembler: nothing is
+    // allocated per delivery.
+    std::vector<byte_vec> frames;
+    for (std::uint64_t tag = 2; tag < 200; ++tag) {
+      byte_vec all = method_frame(ch, deliver("amq.ctag-XYZ", tag));
+      byte_vec content = content_frames(ch, std::string(100, char('a' + tag % 26)), {}, 0);
+      all.insert(all.end(), content.begin(), content.end());
+      frames.push_back(std::move(all));
+    }
+    std::size_t allocations = 0;
+    for (std::uint64_t tag = 2; tag < 200; ++tag) {
+      const std::size_t before = test::allocation_count();
+      s.core.feed(view(frames[tag - 2]));
+      const bool taken = s.core.take_delivery(consumer, m);
+      if (tag >= 100) allocations += test::allocation_count() - before;
+      REQUIRE(taken);
+      CHECK(m.delivery_tag == tag);
+      CHECK(m.body == std::string(100, char('a' + tag % 26)));
+    }
+    CHECK(allocations == 0);
   }
   SUBCASE("the user acks with send()") {
     s.send_message(ch, deliver("amq.ctag-XYZ", 7), "x");
@@ -644,10 +678,10 @@ TEST_CASE("core deliveries: consume, deliver, next_delivery") {
     CHECK(consumer->state == detail::consumer_state::status::ended);
     CHECK(s.next_delivery(consumer).body == "buffered");
     recorder end;
-    s.core.next_delivery(consumer, s.core.next_op_id(), end.cb());
+    s.core.wait_delivery(consumer, s.core.next_op_id(), end.cb());
     REQUIRE(end.done());
     CHECK_FALSE(end.result().error);
-    CHECK_FALSE(end.result().msg.has_value());
+    CHECK(consumer->buffer.empty());
   }
   s.expect_silence();
   CHECK(s.core.is_open());
@@ -697,21 +731,23 @@ TEST_CASE("core deliveries: the broker cancels a consumer") {
     CHECK(c->end_reason.code == errc::consumer_cancelled);
     CHECK(s.next_delivery(c).body == "last");
     recorder end;
-    s.core.next_delivery(c, s.core.next_op_id(), end.cb());
+    s.core.wait_delivery(c, s.core.next_op_id(), end.cb());
     REQUIRE(end.done());
-    CHECK_FALSE(end.result().msg.has_value());
+    CHECK_FALSE(end.result().error);
+    CHECK(c->buffer.empty());
   }
-  SUBCASE("with next_delivery waiting, no-wait") {
+  SUBCASE("with wait_delivery waiting, no-wait") {
     auto c = s.consume(ch, "q", "ctag");
     recorder waiting;
-    s.core.next_delivery(c, s.core.next_op_id(), waiting.cb());
+    s.core.wait_delivery(c, s.core.next_op_id(), waiting.cb());
     basic_cancel cancel;
     cancel.consumer_tag = "ctag";
     cancel.no_wait = true;
     s.send(ch, cancel);
     s.expect_silence();
     REQUIRE(waiting.done());
-    CHECK_FALSE(waiting.result().msg.has_value());
+    CHECK_FALSE(waiting.result().error);
+    CHECK(c->buffer.empty());
     CHECK(c->end_reason.code == errc::consumer_cancelled);
   }
   CHECK(s.core.channel_open(ch));
@@ -1142,11 +1178,11 @@ TEST_CASE("core cancellation") {
     CHECK(reject.requeue);
     CHECK(got.count() == 1);
   }
-  SUBCASE("a waiting next_delivery") {
+  SUBCASE("a waiting wait_delivery") {
     auto c = s.consume(ch, "q", "ctag");
     recorder waiting;
     const std::uint64_t id = s.core.next_op_id();
-    s.core.next_delivery(c, id, waiting.cb());
+    s.core.wait_delivery(c, id, waiting.cb());
     CHECK(s.core.cancel_op(id));
     CHECK(waiting.code() == canceled);
     s.send_message(ch, deliver("ctag", 1), "kept");
@@ -1240,7 +1276,7 @@ TEST_CASE("core malformed input: a method frame in the middle of content") {
   const auto ch = s.open_channel();
   auto c = s.consume(ch, "q", "ctag");
   recorder next;
-  s.core.next_delivery(c, s.core.next_op_id(), next.cb());
+  s.core.wait_delivery(c, s.core.next_op_id(), next.cb());
   s.feed(method_frame(ch, deliver("ctag", 1)));
   s.feed(header_frame(ch, 10));
   s.feed(body_frame(ch, "12345"));
@@ -1259,7 +1295,7 @@ TEST_CASE("core transport error fails everything") {
   const auto ch = s.open_channel();
   auto c = s.consume(ch, "q", "ctag");
   recorder next;
-  s.core.next_delivery(c, s.core.next_op_id(), next.cb());
+  s.core.wait_delivery(c, s.core.next_op_id(), next.cb());
   recorder pending = s.request(ch, declare("q"));
   s.expect<queue_declare>(ch);
   recorder event;

@@ -7,8 +7,10 @@
 namespace {
 
 std::atomic<std::size_t> largest{0};
+std::atomic<std::size_t> count{0};
 
 void* allocate(std::size_t n) {
+  count.fetch_add(1, std::memory_order_relaxed);
   std::size_t seen = largest.load(std::memory_order_relaxed);
   while (n > seen && !largest.compare_exchange_weak(seen, n, std::memory_order_relaxed)) {
   }
@@ -22,6 +24,7 @@ namespace warren::test {
 
 std::size_t largest_allocation() noexcept { return largest.load(std::memory_order_relaxed); }
 void reset_largest_allocation() noexcept { largest.store(0, std::memory_order_relaxed); }
+std::size_t allocation_count() noexcept { return count.load(std::memory_order_relaxed); }
 
 }  // namespace warren::test
 

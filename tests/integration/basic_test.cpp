@@ -113,6 +113,74 @@ TEST_CASE("basic.consume: deliveries in order with consumer tag, exchange and ro
   });
 }
 
+TEST_CASE("consumer::next(message&) and try_next: one reused message, every field, then the end") {
+  test::run([]() -> asio::awaitable<void> {
+    auto conn = co_await test::open_connection();
+    auto ch = co_await conn.open_channel();
+    auto pub = co_await conn.open_channel();
+    auto q = co_await pub.queue_declare("", {.exclusive = true});
+    const std::string tag = test::unique_name("reuse");
+    auto cons = co_await ch.consume(q.queue, {.consumer_tag = tag});
+    message m;
+    CHECK_FALSE(cons.try_next(m));  // nothing buffered yet
+    CHECK(m.body.empty());
+
+    // Alternate long and short bodies and properties, so that storage traded
+    // with the stream never leaks one message's fields into the next.
+    basic_properties with;
+    with.content_type = "text/plain";
+    with.correlation_id = std::string(40, 'c');
+    const basic_properties without;
+    for (int i = 0; i < 6; ++i) {
+      const std::string body = i % 2 == 0 ? std::string(300, char('a' + i)) : "s" + std::to_string(i);
+      auto pending = test::publish_settled(pub, "", q.queue, body, i % 2 == 0 ? with : without);
+      const publish_status status = co_await std::move(pending);
+      REQUIRE(status == publish_status::acked);
+    }
+    co_await test::sleep_for(100ms);
+    CHECK(cons.buffered() == 6);
+    for (int i = 0; i < 6; ++i) {
+      if (i < 3) {
+        REQUIRE(cons.try_next(m));
+      } else {
+        const bool got = co_await with_timeout(cons.next(m), 5000ms);
+        REQUIRE(got);
+      }
+      CHECK(m.body == (i % 2 == 0 ? std::string(300, char('a' + i)) : "s" + std::to_string(i)));
+      CHECK(m.consumer_tag == tag);
+      CHECK(m.delivery_tag == static_cast<std::uint64_t>(i + 1));
+      CHECK(m.routing_key == q.queue);
+      CHECK(m.exchange == "");
+      CHECK(m.properties == (i % 2 == 0 ? with : without));
+      ch.ack(m.delivery_tag);
+    }
+    CHECK(cons.buffered() == 0);
+    CHECK_FALSE(cons.try_next(m));
+
+    // A delivery that arrives while next(m) waits.
+    auto waiting = with_timeout(cons.next(m), 5000ms);
+    auto late = [&pub, &q]() -> asio::awaitable<void> {
+      co_await test::sleep_for(50ms);
+      auto pending = test::publish_settled(pub, "", q.queue, "late");
+      co_await std::move(pending);
+    };
+    asio::co_spawn(co_await asio::this_coro::executor, late(), asio::detached);
+    const bool got = co_await std::move(waiting);
+    CHECK(got);
+    CHECK(m.body == "late");
+    CHECK(m.properties == without);
+    ch.ack(m.delivery_tag);
+
+    co_await cons.cancel();
+    const bool more = co_await with_timeout(cons.next(m), 1000ms);
+    CHECK_FALSE(more);
+    CHECK_FALSE(cons.end_reason());
+    const std::uint32_t left = co_await ready(pub, q.queue);
+    CHECK(left == 0);
+    co_await conn.close();
+  });
+}
+
 TEST_CASE("basic.consume no_ack: nothing to acknowledge, nothing comes back") {
   test::run([]() -> asio::awaitable<void> {
     auto conn = co_await test::open_connection();
