@@ -417,7 +417,7 @@ asio::awaitable<bool> channel::flow(bool active) {
   channel_flow m;
   m.active = active;
   op_result r = co_await call(*handle_, m);
-  co_return std::get<channel_flow_ok>(r.reply).active;
+  co_return std::get<channel_flow_ok>(*r.reply).active;
 }
 
 asio::awaitable<void> channel::exchange_declare(std::string_view name, exchange_declare_options o) {
@@ -481,7 +481,7 @@ asio::awaitable<queue_declare_result> channel::queue_declare(std::string_view na
     co_return res;
   }
   op_result r = co_await call(*handle_, m);
-  auto& ok = std::get<queue_declare_ok>(r.reply);
+  auto& ok = std::get<queue_declare_ok>(*r.reply);
   res.queue = std::move(ok.queue);
   res.message_count = ok.message_count;
   res.consumer_count = ok.consumer_count;
@@ -514,7 +514,7 @@ asio::awaitable<std::uint32_t> channel::queue_purge(std::string_view queue) {
   warren::queue_purge m;
   m.queue = queue;
   op_result r = co_await call(*handle_, m);
-  co_return std::get<queue_purge_ok>(r.reply).message_count;
+  co_return std::get<queue_purge_ok>(*r.reply).message_count;
 }
 
 asio::awaitable<std::uint32_t> channel::queue_delete(std::string_view queue,
@@ -529,7 +529,7 @@ asio::awaitable<std::uint32_t> channel::queue_delete(std::string_view queue,
     co_return 0;
   }
   op_result r = co_await call(*handle_, m);
-  co_return std::get<queue_delete_ok>(r.reply).message_count;
+  co_return std::get<queue_delete_ok>(*r.reply).message_count;
 }
 
 asio::awaitable<void> channel::qos(qos_options o) {
@@ -805,8 +805,11 @@ asio::awaitable<void> wait_delivery(detail::channel_handle& h,
   auto wait = [&h, &state](std::uint64_t id, detail::completion done) {
     h.core().wait_delivery(state, id, std::move(done));
   };
-  auto pending = h.impl().checked_op(wait);
-  co_await std::move(pending);
+  // op() rather than checked_op(): one coroutine frame fewer on a path a
+  // consumer that keeps up takes once per read.
+  auto pending = h.impl().op(wait);
+  op_result r = co_await std::move(pending);
+  if (r.error) detail::throw_error(std::move(r.error));
 }
 
 }  // namespace

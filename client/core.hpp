@@ -35,7 +35,9 @@ struct connection_event {
 
 struct op_result {
   error_info error;
-  any_method reply;            // the method that answered a synchronous request
+  // The method that answered a synchronous request. Optional so that the
+  // many results without one (deliveries, confirms) are cheap to move.
+  std::optional<any_method> reply;
   std::optional<message> msg;  // basic.get-ok, or the next delivery of a consumer
   std::optional<returned_message> returned;  // next_return()
   publish_outcome outcome;     // publish confirms
