@@ -14,7 +14,7 @@ std::error_code decode_content_header(bytes_view payload, content_header& out) {
   out.properties.decode(r);
   if (!r.ok()) return r.error();
   if (!r.empty()) return errc::trailing_bytes;
-  return {};
+  return detail::no_error;
 }
 
 void encode_content_header(writer& w, std::uint64_t body_size, const basic_properties& props) {
@@ -80,8 +80,6 @@ void content_assembler::reset() noexcept {
 }
 
 namespace detail {
-
-const std::error_code no_error{};
 
 // Properties without a table always fit a content header frame, so the inline
 // path needs no size check for them.

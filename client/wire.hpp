@@ -78,10 +78,6 @@ struct publish_frame_args {
 
 namespace detail {
 
-// A std::error_code meaning success, copied rather than default-constructed:
-// the default constructor calls into the C++ library (system_category()).
-extern const std::error_code no_error;
-
 // encode_publish for what its one-pass path leaves out: a headers table, or a
 // string too long for a shortstr. Same contract.
 std::error_code encode_publish_general(byte_buffer& out, const publish_frame_args& args,

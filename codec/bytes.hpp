@@ -26,7 +26,7 @@ namespace detail {
 // A call into the C library's memcpy costs a few nanoseconds however short the
 // copy; up to 64 bytes this copies inline with at most four overlapping 16-byte
 // (or two smaller) moves instead. Source and destination must not overlap.
-inline void copy_bytes(void* dst, const void* src, std::size_t n) noexcept {
+[[gnu::always_inline]] inline void copy_bytes(void* dst, const void* src, std::size_t n) noexcept {
   auto* d = static_cast<unsigned char*>(dst);
   const auto* s = static_cast<const unsigned char*>(src);
   if (n > 64) {

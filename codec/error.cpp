@@ -52,4 +52,8 @@ const std::error_category& warren_category() noexcept {
   return c;
 }
 
+namespace detail {
+const std::error_code no_error{};
+}  // namespace detail
+
 }  // namespace warren

@@ -51,6 +51,13 @@ inline std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), warren_category()};
 }
 
+namespace detail {
+// A std::error_code meaning success, copied rather than default-constructed:
+// the default constructor calls into the C++ library (system_category()),
+// which shows on per-message paths.
+extern const std::error_code no_error;
+}  // namespace detail
+
 }  // namespace warren
 
 template <>

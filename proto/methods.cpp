@@ -82,7 +82,7 @@ std::error_code decode_into(reader& r, any_method& out) {
   m.decode_arguments(r);
   if (!r.ok()) return r.error();
   if (!r.empty()) return errc::trailing_bytes;
-  return {};
+  return detail::no_error;
 }
 
 }  // namespace

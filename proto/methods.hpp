@@ -2130,7 +2130,7 @@ std::error_code decode_method_as(bytes_view payload, M& out) {
   out.decode_arguments(r);
   if (!r.ok()) return r.error();
   if (!r.empty()) return errc::trailing_bytes;
-  return {};
+  return detail::no_error;
 }
 
 // The (class, method) key at the start of a method payload, or 0 if too short.

@@ -406,7 +406,7 @@ std::error_code decode_method_as(bytes_view payload, M& out) {
   out.decode_arguments(r);
   if (!r.ok()) return r.error();
   if (!r.empty()) return errc::trailing_bytes;
-  return {};
+  return detail::no_error;
 }
 
 // The (class, method) key at the start of a method payload, or 0 if too short.
@@ -443,7 +443,7 @@ constexpr method_info methods[] = {
     out.append("};\n\ntemplate <class M>\nstd::error_code decode_into(reader& r, any_method& out) {\n"
                "  M& m = out.emplace<M>();\n  m.decode_arguments(r);\n"
                "  if (!r.ok()) return r.error();\n"
-               "  if (!r.empty()) return errc::trailing_bytes;\n  return {};\n}\n\n"
+               "  if (!r.empty()) return errc::trailing_bytes;\n  return detail::no_error;\n}\n\n"
                "}  // namespace\n\n")
     out.append("const method_info* find_method(std::uint16_t class_id, std::uint16_t method_id) noexcept {\n"
                "  for (const auto& m : methods)\n"
