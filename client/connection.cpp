@@ -619,6 +619,28 @@ asio::awaitable<void> channel::wait_writable() {
   }
 }
 
+namespace {
+
+publish_frame_args publish_args(std::uint16_t ch, std::string_view exchange,
+                                std::string_view routing_key, publish_flags flags) {
+  publish_frame_args args;
+  args.channel = ch;
+  args.exchange = exchange;
+  args.routing_key = routing_key;
+  args.mandatory = flags.mandatory;
+  args.immediate = flags.immediate;
+  return args;
+}
+
+// A publish the core refused: the channel's own error when it is closed.
+[[noreturn]] void throw_publish_error(detail::channel_handle& h, std::error_code ec) {
+  detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
+                          ? h.core().channel_error(h.id)
+                          : detail::make_info(ec, "cannot publish: " + ec.message()));
+}
+
+}  // namespace
+
 asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
                                                   std::string_view routing_key,
                                                   std::string_view body,
@@ -627,17 +649,10 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
   auto& h = *handle_;
   auto& core = h.core();
   if (!core.writable(h.id)) co_await wait_writable();
-  publish_frame_args args;
-  args.channel = h.id;
-  args.exchange = exchange;
-  args.routing_key = routing_key;
-  args.mandatory = flags.mandatory;
-  args.immediate = flags.immediate;
+  const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
   if (!core.confirm_mode(h.id)) {
     if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}))
-      detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
-                              ? core.channel_error(h.id)
-                              : detail::make_info(ec, "cannot publish: " + ec.message()));
+      throw_publish_error(h, ec);
     h.impl().after_core_call();
     co_return publish_outcome{};
   }
@@ -670,12 +685,7 @@ prepared_publish channel::prepare_publish(std::string_view exchange, std::string
                                           const basic_properties& properties,
                                           publish_flags flags) const {
   auto& h = *handle_;
-  publish_frame_args args;
-  args.channel = h.id;
-  args.exchange = exchange;
-  args.routing_key = routing_key;
-  args.mandatory = flags.mandatory;
-  args.immediate = flags.immediate;
+  const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
   prepared_publish p;
   if (auto ec = p.prepare(args, properties, h.core().publish_frame_max()))
     detail::throw_error(detail::make_info(ec, "cannot prepare the publish: " + ec.message()));
@@ -689,9 +699,7 @@ std::uint64_t publish_now(detail::channel_handle& h, const prepared_publish& pre
   auto& core = h.core();
   std::uint64_t seq = 0;
   if (auto ec = core.publish(prepared, as_bytes(body), &seq))
-    detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
-                            ? core.channel_error(h.id)
-                            : detail::make_info(ec, "cannot publish: " + ec.message()));
+    throw_publish_error(h, ec);
   h.impl().after_core_call();
   return seq;
 }
@@ -726,17 +734,10 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view excha
   auto& h = *handle_;
   auto& core = h.core();
   if (!core.writable(h.id)) co_await wait_writable();
-  publish_frame_args args;
-  args.channel = h.id;
-  args.exchange = exchange;
-  args.routing_key = routing_key;
-  args.mandatory = flags.mandatory;
-  args.immediate = flags.immediate;
+  const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
   std::uint64_t seq = 0;
   if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}, &seq))
-    detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
-                            ? core.channel_error(h.id)
-                            : detail::make_info(ec, "cannot publish: " + ec.message()));
+    throw_publish_error(h, ec);
   h.impl().after_core_call();
   co_return seq;
 }
