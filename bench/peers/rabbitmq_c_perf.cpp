@@ -25,7 +25,6 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #endif
-#include <sys/resource.h>
 
 #include <chrono>
 #include <cstdint>
@@ -36,23 +35,13 @@
 #include <thread>
 #include <vector>
 
+#include "tools/perf/measure.hpp"
+
 namespace {
 
-std::uint64_t now_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
-
-struct cpu_times {
-  double user = 0, sys = 0;
-};
-cpu_times cpu_now() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return {static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6,
-          static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6};
-}
+using warren::perf::cpu_now;
+using warren::perf::cpu_times;
+using warren::perf::now_ns;
 
 void put32(std::uint8_t* p, std::uint32_t v) {
   for (int i = 3; i >= 0; --i, v >>= 8) p[i] = static_cast<std::uint8_t>(v);

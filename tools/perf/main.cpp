@@ -8,7 +8,6 @@
 // hundred thousand messages a second on one core, more than a broker on the
 // same machine takes.
 
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <asio/co_spawn.hpp>
@@ -29,45 +28,16 @@
 #include <vector>
 
 #include "tools/perf/latency.hpp"
+#include "tools/perf/measure.hpp"
 #include "tools/perf/options.hpp"
 #include "warren/client/connection.hpp"
+#include "warren/codec/bytes.hpp"
 
 namespace warren::perf {
 namespace {
 
 using asio::use_awaitable;
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
-
-std::uint64_t now_ns() noexcept {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
-
-// User and system CPU seconds of the whole process.
-struct cpu_times {
-  double user = 0, sys = 0;
-  double total() const noexcept { return user + sys; }
-  cpu_times operator-(const cpu_times& o) const noexcept { return {user - o.user, sys - o.sys}; }
-};
-cpu_times cpu_now() noexcept {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return {static_cast<double>(ru.ru_utime.tv_sec) + static_cast<double>(ru.ru_utime.tv_usec) / 1e6,
-          static_cast<double>(ru.ru_stime.tv_sec) + static_cast<double>(ru.ru_stime.tv_usec) / 1e6};
-}
-
-void store32(char* p, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i, v >>= 8) p[i] = static_cast<char>(v & 0xFF);
-}
-void store64(char* p, std::uint64_t v) {
-  for (int i = 7; i >= 0; --i, v >>= 8) p[i] = static_cast<char>(v & 0xFF);
-}
-std::uint64_t load64(const char* p) {
-  std::uint64_t v;
-  std::memcpy(&v, p, 8);
-  return __builtin_bswap64(v);
-}
 
 struct producer {
   connection conn;
@@ -316,8 +286,9 @@ class run {
           t = now_ns();
           fresh_for = 16;
         }
-        store32(body.data(), static_cast<std::uint32_t>(i));
-        store64(body.data() + 4, t);
+        auto* stamp = reinterpret_cast<std::uint8_t*>(body.data());
+        detail::store32(stamp, static_cast<std::uint32_t>(i));
+        detail::store64(stamp + 4, t);
         std::uint64_t seq = 0;
         waited = false;
         if (!o_.prepared) {
@@ -414,7 +385,8 @@ class run {
           fresh_for = 16;
         }
         if (m.body.size() >= 12) {
-          const std::uint64_t sent = load64(m.body.data() + 4);
+          const auto* stamp = reinterpret_cast<const std::uint8_t*>(m.body.data());
+          const std::uint64_t sent = detail::load64(stamp + 4);
           if (sent != 0 && sent <= now) consumer_latency_.add(now - sent);
         }
         ++c.received;
