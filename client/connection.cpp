@@ -43,7 +43,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         reader_wake_(ex),
         heartbeat_timer_(ex),
         linger_timer_(ex),
-        opts_(std::move(opts)) {}
+        batch_timer_(ex),
+        opts_(std::move(opts)),
+        batch_bytes_(opts_.receive_batch_bytes) {}
 
   // Runs one core operation: `init(id, completion)` starts it; the result is
   // delivered on the caller's executor, never inline from the parser.
@@ -94,6 +96,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     auto self = shared_from_this();
     asio::co_spawn(ex_, self->reader(), asio::detached);
     asio::co_spawn(ex_, self->writer(), asio::detached);
+    if (batch_bytes_ != 0) asio::co_spawn(ex_, self->batch_guard(), asio::detached);
   }
 
   void start_heartbeats() {
@@ -121,7 +124,42 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         break;
       }
       core_.on_read(n);
+      if (batch_bytes_ != 0) batch_after_read(n);
       after_core_call();
+    }
+  }
+
+  // Receive batching (connect_options::receive_batch_bytes). The reader
+  // notes when it last read and starts a batch on a big read; the guard ends
+  // the batch once receive_batch_wait has passed since the last read.
+  // Lowering SO_RCVLOWAT makes Linux signal the waiting read at once when
+  // data is already queued.
+  void batch_after_read(std::size_t n) {
+    last_read_ = std::chrono::steady_clock::now();
+    if (batching_ || n < std::min<std::size_t>(batch_bytes_, 1024)) return;
+    set_receive_low_watermark(static_cast<int>(batch_bytes_));
+    batching_ = true;
+    batch_timer_.cancel();  // the guard arms its deadline
+  }
+
+  void set_receive_low_watermark(int bytes) {
+    std::error_code ignored;
+    socket_.set_option(asio::socket_base::receive_low_watermark(bytes), ignored);
+  }
+
+  asio::awaitable<void> batch_guard() {
+    auto self = shared_from_this();
+    const auto wait = opts_.receive_batch_wait;
+    while (!core_.is_closed() && !socket_closed_) {
+      if (batching_)
+        batch_timer_.expires_at(last_read_ + wait);
+      else
+        batch_timer_.expires_at(asio::steady_timer::time_point::max());
+      co_await batch_timer_.async_wait(tuple_awaitable);
+      if (batching_ && std::chrono::steady_clock::now() >= last_read_ + wait) {
+        batching_ = false;
+        set_receive_low_watermark(1);
+      }
     }
   }
 
@@ -171,6 +209,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     heartbeat_timer_.cancel();
     reader_wake_.cancel();
     linger_timer_.cancel();
+    batch_timer_.cancel();
   }
 
   // The last user handle is gone: close politely, and in any case soon.
@@ -193,7 +232,11 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   asio::steady_timer reader_wake_;
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer linger_timer_;
+  asio::steady_timer batch_timer_;
   connect_options opts_;
+  std::size_t batch_bytes_;  // 0: receive batching off
+  std::chrono::steady_clock::time_point last_read_{};
+  bool batching_ = false;
   byte_buffer write_buf_;
   bool writer_waiting_ = false;
   bool reader_waiting_ = false;
@@ -255,6 +298,13 @@ asio::awaitable<connection> connect(connection_params params) {
 asio::awaitable<connection> connect(connection_params params, const connect_options& options) {
   if (params.tls)
     detail::throw_error(detail::make_info(errc::bad_uri, "amqps (TLS) is not supported"));
+  if (options.receive_batch_bytes > (std::size_t{4} << 20))
+    detail::throw_error(detail::make_info(std::make_error_code(std::errc::invalid_argument),
+                                          "receive_batch_bytes is over 4 MiB"));
+  if (options.receive_batch_bytes != 0 &&
+      (options.receive_batch_wait.count() <= 0 || options.receive_batch_wait > std::chrono::seconds(1)))
+    detail::throw_error(detail::make_info(std::make_error_code(std::errc::invalid_argument),
+                                          "receive_batch_wait must be above zero and at most 1 s"));
   auto ex = co_await asio::this_coro::executor;
   detail::core_config cfg;
   cfg.params = params;

@@ -62,6 +62,19 @@ struct connect_options {
   std::chrono::milliseconds blocked_timeout{60000};
   // Largest message body accepted from the broker.
   std::uint64_t max_body_size = 512ull << 20;
+  // Receive batching, for connections that consume at high rates; off (0) by
+  // default. Once one read brings at least 1 KiB (or receive_batch_bytes, if
+  // smaller), the kernel is asked (SO_RCVLOWAT) to wake the connection only
+  // when receive_batch_bytes have arrived, until receive_batch_wait passes
+  // without a read; then every byte wakes it again. A busy consumer then
+  // wakes once per batch of deliveries instead of once per TCP segment, which
+  // is most of its CPU cost. The price: any frame arriving while batching
+  // (deliveries, replies, confirms, heartbeats) may wait up to
+  // receive_batch_wait. At most 4 MiB; the wait must be positive and at most
+  // one second. Relies on Linux 4.18 or later (elsewhere a batch may wait for
+  // the next data rather than the deadline).
+  std::size_t receive_batch_bytes = 0;
+  std::chrono::microseconds receive_batch_wait{1000};
 };
 
 enum class connection_event_type : std::uint8_t { blocked, unblocked };

@@ -181,6 +181,65 @@ TEST_CASE("consumer::next(message&) and try_next: one reused message, every fiel
   });
 }
 
+TEST_CASE("receive batching: a stream, its tail, a late message and replies all come through") {
+  test::run([]() -> asio::awaitable<void> {
+    // Batches far larger than the stream's tail: the tail and everything
+    // after it must come through the deadline, in order, with nothing lost.
+    connect_options batched;
+    batched.receive_batch_bytes = 256 * 1024;
+    batched.receive_batch_wait = 20ms;
+    auto conn = co_await test::open_connection(batched);
+    auto ch = co_await conn.open_channel();
+    auto q = co_await ch.queue_declare("", {.exclusive = true});
+    auto pub_conn = co_await test::open_connection();
+    auto pub = co_await pub_conn.open_channel();
+    const std::string pad(200, 'p');
+    co_await fill(pub, q.queue, 3000, pad);
+    co_await ch.qos({.prefetch_count = 1000});
+    auto cons = co_await ch.consume(q.queue);
+    message m;
+    for (int i = 0; i < 3000; ++i) {
+      const bool got = co_await with_timeout(cons.next(m), 5000ms);
+      REQUIRE(got);
+      REQUIRE(m.body == pad + std::to_string(i));
+      if ((i + 1) % 100 == 0) ch.ack(m.delivery_tag, true);
+    }
+    // A reply on the batching connection, then one message on its own.
+    const std::uint32_t left = co_await ready(ch, q.queue);
+    CHECK(left == 0);
+    co_await fill(pub, q.queue, 1, "late");
+    const bool got = co_await with_timeout(cons.next(m), 5000ms);
+    REQUIRE(got);
+    CHECK(m.body == "late0");
+    ch.ack(m.delivery_tag);
+    co_await cons.cancel();
+    co_await conn.close();
+    co_await pub_conn.close();
+  });
+}
+
+TEST_CASE("receive batching: out-of-range options are refused before connecting") {
+  test::run([]() -> asio::awaitable<void> {
+    connect_options huge;
+    huge.receive_batch_bytes = std::size_t{5} << 20;
+    connect_options no_wait;
+    no_wait.receive_batch_bytes = 4096;
+    no_wait.receive_batch_wait = 0ms;
+    for (const connect_options* o : {&huge, &no_wait}) {
+      bool refused = false;
+      try {
+        auto pending = test::open_connection(*o);
+        co_await std::move(pending);
+      } catch (const error& e) {
+        refused = true;
+        CHECK(e.code() == std::errc::invalid_argument);
+        CHECK(e.info().describe().find("receive_batch") != std::string::npos);
+      }
+      CHECK(refused);
+    }
+  });
+}
+
 TEST_CASE("basic.consume no_ack: nothing to acknowledge, nothing comes back") {
   test::run([]() -> asio::awaitable<void> {
     auto conn = co_await test::open_connection();

@@ -165,9 +165,13 @@ class run {
 
   void wake() { wake_.cancel(); }
 
-  asio::awaitable<connection> open_connection(const std::string& name) {
+  asio::awaitable<connection> open_connection(const std::string& name, bool consumer = false) {
     connect_options co;
     co.connection_name = name;
+    if (consumer) {
+      co.receive_batch_bytes = o_.receive_batch_bytes;
+      co.receive_batch_wait = std::chrono::microseconds(o_.receive_batch_wait_us);
+    }
     auto pending = connect(o_.uri, co);
     connection c = co_await std::move(pending);
     co_return c;
@@ -226,7 +230,7 @@ class run {
     }
     for (int i = 0; i < o_.consumers; ++i) {
       consumer_slot c;
-      c.conn = co_await open_connection("warren-perf consumer " + std::to_string(i));
+      c.conn = co_await open_connection("warren-perf consumer " + std::to_string(i), true);
       c.ch = co_await c.conn.open_channel();
       std::string queue = o_.queue;
       if (queue.empty()) {

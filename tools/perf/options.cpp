@@ -66,6 +66,9 @@ const char* usage_text() {
          "                           message (passive queue.declare) and report that rate\n"
          "      --auto-delete        declare the -u queue auto-delete\n"
          "      --generic-publish    encode every publish in full (no prepared publisher)\n"
+         "      --receive-batch BYTES[:US]  consumers' connections wake once BYTES have\n"
+         "                           arrived, or US microseconds (default 1000) after the\n"
+         "                           last read (connect_options::receive_batch_bytes)\n"
          "      --help               this text\n"
          "Body: bytes 0-3 sequence number, 4-11 send time (ns, monotonic clock), padding.\n";
 }
@@ -94,6 +97,25 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
     }
     if (a == "--generic-publish") {
       o.prepared = false;
+      continue;
+    }
+    if (a == "--receive-batch") {
+      if (i + 1 >= args.size()) {
+        error = "missing value for --receive-batch";
+        return false;
+      }
+      const std::string v = args[++i];
+      const auto colon = v.find(':');
+      bool ok = parse_int(v.substr(0, colon), o.receive_batch_bytes) &&
+                o.receive_batch_bytes <= (std::size_t{4} << 20);
+      if (ok && colon != std::string::npos)
+        ok = parse_int(v.substr(colon + 1), o.receive_batch_wait_us) &&
+             o.receive_batch_wait_us > 0 && o.receive_batch_wait_us <= 1000000;
+      if (!ok) {
+        error = "bad value '" + v + "' for --receive-batch (BYTES up to 4 MiB, then optionally "
+                ":MICROSECONDS from 1 to 1000000)";
+        return false;
+      }
       continue;
     }
     if (a == "-a") {

@@ -34,6 +34,10 @@ struct options {
   // until it holds every message sent, and report that rate too.
   bool taken = false;
   bool prepared = true;  // --generic-publish turns the prepared publisher off
+  // --receive-batch BYTES[:MICROSECONDS]: receive batching on the consumers'
+  // connections (connect_options::receive_batch_bytes / _wait).
+  std::size_t receive_batch_bytes = 0;
+  std::uint32_t receive_batch_wait_us = 1000;
 };
 
 // Parses argv (without the program name). Returns false and fills `error`
