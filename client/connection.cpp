@@ -32,14 +32,13 @@ error_info make_info(std::error_code ec, std::string text) {
   return e;
 }
 
-// Owns the socket and the core; runs the reader, writer and heartbeat loops.
+// Owns the socket and the core; runs the reader and heartbeat loops and flushes output.
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
  public:
   connection_impl(asio::any_io_executor ex, core_config cfg, connect_options opts)
       : ex_(ex),
         socket_(ex),
         core_(std::move(cfg)),
-        writer_wake_(ex),
         reader_wake_(ex),
         heartbeat_timer_(ex),
         linger_timer_(ex),
@@ -69,6 +68,9 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
       init(id, completion([h = std::move(handler), ex](op_result&& r) mutable {
         asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
       }));
+      // The caller now waits on the broker, so nothing would join its bytes
+      // before a posted flush: they go out at once.
+      if (self->core_.has_output() && !self->writing_) self->flush();
       self->after_core_call();
     };
     auto pending = asio::async_initiate<decltype(use_awaitable), void(op_result)>(
@@ -85,17 +87,20 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     co_return r;
   }
 
-  // The core may have queued output or freed stream space: wake the loops.
+  // The core may have queued output, closed, or freed stream space.
   void after_core_call() {
-    if (writer_waiting_ && core_.has_output()) writer_wake_.cancel();
-    if (core_.is_closed() && writer_waiting_) writer_wake_.cancel();
+    if (core_.has_output() || core_.is_closed()) schedule_flush();
     if (reader_waiting_ && !core_.reading_paused()) reader_wake_.cancel();
   }
 
   void start_loops() {
     auto self = shared_from_this();
+    // Non-blocking at the user level, so that flush()'s write_some returns
+    // would_block instead of waiting for room.
+    std::error_code ec;
+    socket_.non_blocking(true, ec);
+    if (ec) core_.on_transport_error(ec, "cannot make the socket non-blocking: " + ec.message());
     asio::co_spawn(ex_, self->reader(), asio::detached);
-    asio::co_spawn(ex_, self->writer(), asio::detached);
     if (batch_bytes_ != 0) asio::co_spawn(ex_, self->batch_guard(), asio::detached);
   }
 
@@ -163,28 +168,50 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     }
   }
 
-  asio::awaitable<void> writer() {
-    auto self = shared_from_this();
-    for (;;) {
-      if (!core_.has_output()) {
-        if (core_.is_closed()) break;
-        writer_wake_.expires_at(asio::steady_timer::time_point::max());
-        writer_waiting_ = true;
-        co_await writer_wake_.async_wait(tuple_awaitable);
-        writer_waiting_ = false;
-        continue;
-      }
-      // Everything queued since the last write goes out in one syscall.
-      core_.take_output(write_buf_);
-      auto [ec, n] = co_await asio::async_write(
-          socket_, asio::buffer(write_buf_.data(), write_buf_.size()), tuple_awaitable);
-      write_buf_.clear();
-      if (ec) {
-        core_.on_transport_error(ec, "connection lost while writing: " + ec.message());
-        break;
-      }
-      after_core_call();
+  // Output. Core calls queue bytes; the first one after a write posts one
+  // flush, so everything queued until it runs goes out in one send, made
+  // right there (non-blocking). Only what the socket cannot take at once is
+  // left to an asynchronous write. Once the core is closed and everything
+  // is written, the flush closes the socket.
+  void schedule_flush() {
+    if (flush_posted_ || writing_ || socket_closed_) return;
+    flush_posted_ = true;
+    asio::post(ex_, [self = shared_from_this()] { self->flush(); });
+  }
+
+  void flush() {
+    flush_posted_ = false;
+    if (writing_ || socket_closed_) return;
+    if (!core_.has_output()) {
+      if (core_.is_closed()) close_socket();
+      return;
     }
+    core_.take_output(write_buf_);
+    std::error_code ec;
+    std::size_t n = socket_.write_some(asio::buffer(write_buf_.data(), write_buf_.size()), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      ec.clear();
+      n = 0;
+    }
+    if (ec) return write_failed(ec);
+    if (n == write_buf_.size()) {
+      write_buf_.clear();
+      after_core_call();
+      return;
+    }
+    writing_ = true;
+    auto rest = asio::buffer(write_buf_.data() + n, write_buf_.size() - n);
+    asio::async_write(socket_, rest, [self = shared_from_this()](std::error_code ec, std::size_t) {
+      self->writing_ = false;
+      self->write_buf_.clear();
+      if (ec) return self->write_failed(ec);
+      self->after_core_call();
+    });
+  }
+
+  void write_failed(const std::error_code& ec) {
+    write_buf_.clear();
+    core_.on_transport_error(ec, "connection lost while writing: " + ec.message());
     close_socket();
   }
 
@@ -228,7 +255,6 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   asio::any_io_executor ex_;
   asio::ip::tcp::socket socket_;
   connection_core core_;
-  asio::steady_timer writer_wake_;
   asio::steady_timer reader_wake_;
   asio::steady_timer heartbeat_timer_;
   asio::steady_timer linger_timer_;
@@ -238,7 +264,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   std::chrono::steady_clock::time_point last_read_{};
   bool batching_ = false;
   byte_buffer write_buf_;
-  bool writer_waiting_ = false;
+  bool flush_posted_ = false;  // a flush() is queued on ex_
+  bool writing_ = false;       // an asynchronous write holds write_buf_
   bool reader_waiting_ = false;
   bool socket_closed_ = false;
 };
@@ -357,7 +384,7 @@ asio::awaitable<connection> connect(connection_params params, const connect_opti
                            std::to_string(params.connection_timeout.count()) + " ms"));
   }
   if (r.error) {
-    impl->after_core_call();  // let the writer flush close-ok, then it closes the socket
+    impl->after_core_call();  // the flush writes close-ok, then closes the socket
     if (impl->core_.current_phase() == detail::connection_core::phase::idle) impl->close_socket();
     detail::throw_error(std::move(r.error));
   }
