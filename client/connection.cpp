@@ -641,7 +641,7 @@ asio::awaitable<std::optional<message>> channel::get(std::string_view queue, boo
   m.queue = queue;
   m.no_ack = no_ack;
   op_result r = co_await call(*handle_, m);
-  co_return std::move(r.msg);
+  co_return r.msg.take();
 }
 
 void channel::ack(std::uint64_t delivery_tag, bool multiple) {

@@ -33,16 +33,46 @@ struct connection_event {
   std::string reason;  // blocked: why the broker blocked publishers
 };
 
+// An optional value kept on the heap. The large, rare parts of an op_result
+// cost one pointer when absent, so the common results (confirms, wake-ups,
+// replies) stay small: small enough for the coroutine frames and posted
+// handlers that carry them to come from Asio's recycled memory, not malloc.
+template <class T>
+class boxed {
+ public:
+  boxed() = default;
+  boxed& operator=(T&& v) {
+    p_ = std::make_unique<T>(std::move(v));
+    return *this;
+  }
+  bool has_value() const noexcept { return p_ != nullptr; }
+  explicit operator bool() const noexcept { return has_value(); }
+  T& operator*() noexcept { return *p_; }
+  const T& operator*() const noexcept { return *p_; }
+  T* operator->() noexcept { return p_.get(); }
+  const T* operator->() const noexcept { return p_.get(); }
+  // The value moved out into an optional (empty if there was none).
+  std::optional<T> take() {
+    if (!p_) return std::nullopt;
+    std::optional<T> v(std::move(*p_));
+    p_.reset();
+    return v;
+  }
+
+ private:
+  std::unique_ptr<T> p_;
+};
+
 struct op_result {
   error_info error;
   // The method that answered a synchronous request. Optional so that the
   // many results without one (deliveries, confirms) are cheap to move.
   std::optional<any_method> reply;
-  std::optional<message> msg;  // basic.get-ok, or the next delivery of a consumer
-  std::optional<returned_message> returned;  // next_return()
+  boxed<message> msg;  // basic.get-ok
+  boxed<returned_message> returned;  // next_return()
   publish_outcome outcome;     // publish confirms
   confirm_summary summary;     // wait_for_confirms()
-  std::optional<connection_event> event;  // next_event()
+  boxed<connection_event> event;  // next_event()
 };
 using completion = unique_function<void(op_result&&)>;
 
