@@ -50,7 +50,8 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
   // delivered on the caller's executor, never inline from the parser.
   // g++ 12 destroys temporaries with captures inside a co_await expression
   // twice; every awaitable here is built as a named object first.
-  template <class Init>
+  // Checked: a failed operation throws its error instead of returning it.
+  template <bool Checked = false, class Init>
   asio::awaitable<op_result> op(Init init) {
     auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
       auto slot = asio::get_associated_cancellation_slot(handler);
@@ -76,15 +77,16 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
     auto pending = asio::async_initiate<decltype(use_awaitable), void(op_result)>(
         std::move(initiation), use_awaitable);
     op_result r = co_await std::move(pending);
+    if constexpr (Checked) {
+      if (r.error) throw_error(std::move(r.error));
+    }
     co_return r;
   }
 
+  // Not a coroutine itself: one frame per operation, not two.
   template <class Init>
   asio::awaitable<op_result> checked_op(Init init) {
-    auto pending = op(std::move(init));
-    op_result r = co_await std::move(pending);
-    if (r.error) throw_error(std::move(r.error));
-    co_return r;
+    return op<true>(std::move(init));
   }
 
   // The core may have queued output, closed, or freed stream space.
@@ -676,18 +678,17 @@ asio::awaitable<void> channel::wait_writable() {
   auto& h = *handle_;
   auto& core = h.core();
   if (core.writable(h.id)) co_return;
-  auto wait = [&h]() -> asio::awaitable<op_result> {
-    co_return co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
-      h.core().wait_writable(h.id, id, std::move(done));
-    });
+  auto start = [&h](std::uint64_t id, detail::completion done) {
+    h.core().wait_writable(h.id, id, std::move(done));
   };
+  auto wait = h.impl().checked_op(start);
   if (!core.blocked()) {
-    co_await wait();
+    co_await std::move(wait);
     co_return;
   }
   // Blocked by the broker: wait, but not forever.
   try {
-    co_await with_timeout(wait(), h.impl().opts_.blocked_timeout);
+    co_await with_timeout(std::move(wait), h.impl().opts_.blocked_timeout);
   } catch (const error& e) {
     if (e.code() != errc::timeout) throw;
     detail::throw_error(detail::make_info(
