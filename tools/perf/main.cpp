@@ -60,7 +60,12 @@ struct counters {
 class run {
  public:
   run(asio::io_context& io, options o)
-      : io_(io), o_(std::move(o)), wake_(io), interval_timer_(io), limit_timer_(io) {}
+      : io_(io),
+        o_(std::move(o)),
+        wake_(io),
+        interval_timer_(io),
+        limit_timer_(io),
+        taken_timer_(io) {}
 
   asio::awaitable<int> main() {
     try {
@@ -102,7 +107,14 @@ class run {
     if (send_end_ == 0) send_end_ = end;
     if (producers_end_ == 0) producers_end_ = end;
     if (receive_end_ == 0 || !consumers_finished()) receive_end_ = end;
+    // Ctrl-C from here on ends the wait for the queue count (the closes
+    // that follow are bounded by the library).
     signals.cancel();
+    signals.async_wait([this](std::error_code ec, int) {
+      if (ec) return;
+      interrupted_wait_ = true;
+      taken_timer_.cancel();
+    });
     limit_timer_.cancel();
     interval_timer_.cancel();
 
@@ -115,6 +127,7 @@ class run {
         std::fprintf(stderr, "warren-perf: waiting for the queue count failed: %s\n", e.what());
       }
     }
+    signals.clear();
     const cpu_times cpu = cpu_now() - cpu0_;
     report_interval(true);
     summary(cpu);
@@ -416,16 +429,35 @@ class run {
     wake();
   }
 
+  // Polls the -u queue until it holds every message sent that was neither
+  // nacked nor returned. Gives up (no taken rate) when the count stands still
+  // for 10 s or on Ctrl-C: something else is taking from the queue.
   asio::awaitable<void> wait_taken() {
-    const std::uint64_t want = baseline_ + totals_.sent;
-    asio::steady_timer t(io_);
-    for (;;) {
+    const std::uint64_t landed = totals_.sent - std::min(totals_.sent, totals_.nacked + returned_);
+    const std::uint64_t want = baseline_ + landed;
+    constexpr auto patience = std::chrono::seconds(10);
+    std::uint32_t last = 0;
+    auto moved = std::chrono::steady_clock::now();
+    while (!interrupted_wait_) {
       auto r = co_await setup_ch_.queue_declare(o_.queue, {.passive = true});
-      if (r.message_count >= want) break;
-      t.expires_after(std::chrono::microseconds(500));
-      co_await t.async_wait(tuple_awaitable);
+      if (r.message_count >= want) {
+        taken_end_ = now_ns();
+        co_return;
+      }
+      const auto t = std::chrono::steady_clock::now();
+      if (r.message_count != last) {
+        last = r.message_count;
+        moved = t;
+      } else if (t - moved >= patience) {
+        break;
+      }
+      taken_timer_.expires_after(std::chrono::microseconds(500));
+      co_await taken_timer_.async_wait(tuple_awaitable);
     }
-    taken_end_ = now_ns();
+    std::fprintf(stderr,
+                 "warren-perf: the queue holds %" PRIu32 " of the %" PRIu64
+                 " messages expected; no taken rate\n",
+                 last, want);
   }
 
   asio::awaitable<void> report_intervals() {
@@ -545,6 +577,7 @@ class run {
   asio::steady_timer wake_;
   asio::steady_timer interval_timer_;
   asio::steady_timer limit_timer_;
+  asio::steady_timer taken_timer_;
   std::string run_id_;
   std::string routing_key_;
   basic_properties properties_;
@@ -575,6 +608,7 @@ class run {
   std::uint64_t producers_end_ = 0;
   std::uint64_t receive_end_ = 0;
   std::uint64_t taken_end_ = 0;
+  bool interrupted_wait_ = false;
 };
 
 }  // namespace

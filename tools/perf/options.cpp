@@ -106,6 +106,7 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
       }
       const std::string v = args[++i];
       const auto colon = v.find(':');
+      o.receive_batch_wait_us = 1000;
       bool ok = parse_int(v.substr(0, colon), o.receive_batch_bytes) &&
                 o.receive_batch_bytes <= (std::size_t{4} << 20);
       if (ok && colon != std::string::npos)
@@ -170,6 +171,10 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
   }
   if (o.taken && o.queue.empty()) {
     error = "--taken needs a named queue (-u)";
+    return false;
+  }
+  if (o.taken && o.consumers > 0) {
+    error = "--taken counts the messages in the -u queue, which consumers would take: add -y 0";
     return false;
   }
   return true;

@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# perf_run.sh SCENARIO WARREN_PERF: runs the warren-perf executable against the
+# broker at $AMQP_URL for one scenario and checks its --json summary line and
+# exit status. Exits non-zero on the first mismatch.
+set -euo pipefail
+
+scenario="$1"
+perf="$2"
+url="${AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/}"
+work="$(mktemp -d)"
+# Queues this run declares that outlive it unless deleted.
+cleanup_queues=()
+
+# Debian's python3-pika is importable only from /usr/bin/python3; json is stdlib.
+python=python3
+[[ -x /usr/bin/python3 ]] && python=/usr/bin/python3
+
+# queue_op OP QUEUE: OP is "count" (prints the message count, or "absent")
+# or "delete" (deletes the queue if it exists).
+queue_op() {
+  "$python" - "$url" "$1" "$2" <<'EOF'
+import sys
+import pika
+url, op, queue = sys.argv[1:4]
+conn = pika.BlockingConnection(pika.URLParameters(url))
+try:
+    ch = conn.channel()
+    if op == "count":
+        try:
+            print(ch.queue_declare(queue, passive=True).method.message_count)
+        except pika.exceptions.ChannelClosedByBroker as e:
+            if e.reply_code != 404:
+                raise
+            print("absent")
+    elif op == "delete":
+        ch.queue_delete(queue)
+    else:
+        raise SystemExit("unknown queue_op " + op)
+finally:
+    if conn.is_open:
+        conn.close()
+EOF
+}
+
+on_exit() {
+  local q
+  for q in "${cleanup_queues[@]}"; do queue_op delete "$q" >/dev/null 2>&1 || true; done
+  rm -rf "$work"
+}
+trap on_exit EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# perf NAME ARGS...: runs warren-perf (at most 60 s) against $url, stdout into
+# $work/NAME.out and stderr into $work/NAME.err; its exit status into $work/NAME.rc.
+# Killed 5 s after the SIGTERM if it ignores it.
+perf() {
+  local name="$1"
+  shift
+  echo "+ warren-perf $*"
+  local rc=0
+  timeout -k 5 60 "$perf" -h "$url" "$@" >"$work/$name.out" 2>"$work/$name.err" || rc=$?
+  echo "$rc" >"$work/$name.rc"
+  cat "$work/$name.out"
+  cat "$work/$name.err" >&2
+  ((rc != 124 && rc != 137)) || fail "warren-perf $* did not end within 60 s"
+}
+
+# perf_ok NAME ARGS...: as perf, and it must exit 0 and print a JSON summary.
+perf_ok() {
+  local name="$1"
+  perf "$@"
+  [[ "$(cat "$work/$name.rc")" == 0 ]] || fail "warren-perf ${*:2} exited with $(cat "$work/$name.rc")"
+  grep '^{"type":"summary"' "$work/$name.out" | tail -n 1 >"$work/$name.summary" || true
+  [[ -s "$work/$name.summary" ]] || fail "warren-perf ${*:2} printed no JSON summary"
+}
+
+# field NAME KEY: a key of NAME's summary (arrays as comma-separated values).
+field() {
+  "$python" -c '
+import json, sys
+v = json.loads(open(sys.argv[1]).read())[sys.argv[2]]
+print(",".join(str(x) for x in v) if isinstance(v, list) else v)
+' "$work/$1.summary" "$2" || fail "$1: no '$2' in the summary"
+}
+
+# expect NAME KEY VALUE: NAME's summary has KEY equal to VALUE.
+expect() {
+  local got
+  got="$(field "$1" "$2")"
+  [[ "$got" == "$3" ]] || fail "$1: $2 is '$got', expected '$3'"
+}
+
+# expect_positive NAME KEY: NAME's summary has a number greater than 0 at KEY.
+expect_positive() {
+  local got
+  got="$(field "$1" "$2")"
+  "$python" -c 'import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)' "$got" ||
+    fail "$1: $2 is '$got', expected more than 0"
+}
+
+# expect_percentiles NAME KEY: five non-decreasing whole numbers (min, median,
+# 75th, 95th, 99th); with "positive", the 99th is above 0.
+expect_percentiles() {
+  local got
+  got="$(field "$1" "$2")"
+  "$python" -c '
+import sys
+p = [int(x) for x in sys.argv[1].split(",")]
+ok = len(p) == 5 and p == sorted(p) and (sys.argv[2] != "positive" or p[4] > 0)
+sys.exit(0 if ok else 1)
+' "$got" "${3:-}" || fail "$1: $2 is [$got], expected five non-decreasing percentiles"
+}
+
+# A shared, named queue unique to this run: sent and received must both be
+# the whole count, and the run must end by itself.
+check_one_to_one() {
+  local name="$1"
+  expect "$name" type summary
+  expect "$name" client warren
+  expect "$name" producers 1
+  expect "$name" consumers 1
+  expect "$name" size 12
+  expect "$name" sent 2000
+  expect "$name" received 2000
+  expect "$name" nacked 0
+  expect "$name" stopped_by "done"
+  expect_positive "$name" sending_rate
+  expect_positive "$name" receiving_rate
+  expect_percentiles "$name" consumer_latency_us
+}
+
+# expect_failure NAME TEXT ARGS...: warren-perf ARGS exits 2 (a bad command line
+# or a failed setup) with TEXT in its stderr and no summary.
+expect_failure() {
+  local name="$1" text="$2"
+  shift 2
+  perf "$name" "$@"
+  local rc
+  rc="$(cat "$work/$name.rc")"
+  [[ "$rc" == 2 ]] || fail "warren-perf $* exited with $rc, expected 2"
+  grep -qF -- "$text" "$work/$name.err" || fail "warren-perf $*: stderr does not mention '$text'"
+  if grep -q '"type":"summary"' "$work/$name.out"; then fail "warren-perf $* printed a summary"; fi
+}
+
+queue="warren-test.perf.$$.$scenario"
+
+case "$scenario" in
+  shared-queue)
+    perf_ok run -u "$queue" -e "" -x 1 -y 1 -C 2000 --auto-delete --json
+    check_one_to_one run
+    expect run confirmed 0
+    expect run confirm_latency_us 0,0,0,0,0
+    # --auto-delete: gone with its consumer.
+    [[ "$(queue_op count "$queue")" == absent ]] || fail "auto-delete queue $queue still exists"
+    ;;
+  confirms)
+    perf_ok run -u "$queue" -e "" -x 1 -y 1 -C 2000 -c 100 --auto-delete --json
+    check_one_to_one run
+    expect run confirmed 2000
+    expect run nacked 0
+    expect_positive run confirm_s
+    expect_percentiles run confirm_latency_us positive
+    [[ "$(queue_op count "$queue")" == absent ]] || fail "auto-delete queue $queue still exists"
+    ;;
+  receive-batch)
+    perf_ok run -u "$queue" -e "" -x 1 -y 1 -C 2000 --auto-delete --receive-batch 65536:2000 --json
+    check_one_to_one run
+    [[ "$(queue_op count "$queue")" == absent ]] || fail "auto-delete queue $queue still exists"
+    ;;
+  drain)
+    # Not auto-delete: the messages must outlive the producer's run.
+    cleanup_queues+=("$queue")
+    queue_op delete "$queue" >/dev/null
+    perf_ok produce -x 1 -y 0 -C 3000 -u "$queue" -e "" --taken --json
+    expect produce producers 1
+    expect produce consumers 0
+    expect produce sent 3000
+    expect produce received 0
+    expect produce stopped_by "done"
+    expect_positive produce sending_rate
+    expect_positive produce taken_rate
+    expect_positive produce taken_s
+    [[ "$(queue_op count "$queue")" == 3000 ]] || fail "queue $queue does not hold 3000 messages"
+
+    perf_ok drain -x 0 -y 1 -D 3000 -q 1000 -A 100 -u "$queue" -e "" --receive-batch 16384 --json
+    expect drain producers 0
+    expect drain consumers 1
+    expect drain sent 0
+    expect drain received 3000
+    expect drain stopped_by "done"
+    expect_positive drain receiving_rate
+    expect_percentiles drain consumer_latency_us
+    # Every message was acknowledged (the last 100 by one multiple ack).
+    [[ "$(queue_op count "$queue")" == 0 ]] || fail "queue $queue is not empty after the drain"
+    queue_op delete "$queue" >/dev/null
+    [[ "$(queue_op count "$queue")" == absent ]] || fail "queue $queue was not deleted"
+    ;;
+  bad-flags)
+    expect_failure small-size "-s" -s 5
+    expect_failure big-batch "--receive-batch" --receive-batch 99999999
+    expect_failure bad-wait "--receive-batch" --receive-batch 16384:0
+    expect_failure unknown "unknown argument '--bogus'" --bogus
+    expect_failure taken "--taken needs a named queue (-u)" --taken
+    expect_failure taken-consumers "add -y 0" --taken -u "$queue" -y 1
+    expect_failure no-queue "the default exchange (-e \"\") needs a named queue (-u)" -e "" -C 1
+    perf help --help
+    [[ "$(cat "$work/help.rc")" == 0 ]] || fail "warren-perf --help exited with $(cat "$work/help.rc")"
+    grep -qF -- "--receive-batch BYTES[:US]" "$work/help.out" || fail "--help printed no usage"
+    ;;
+  *)
+    fail "unknown scenario $scenario"
+    ;;
+esac
+echo "PASS: $scenario"
