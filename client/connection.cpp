@@ -156,8 +156,12 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
 
   asio::awaitable<void> batch_guard() {
     auto self = shared_from_this();
-    const auto wait = opts_.receive_batch_wait;
     while (!core_.is_closed() && !socket_closed_) {
+      // Never long enough to make a heartbeat look late: at most a quarter
+      // of the negotiated interval.
+      auto wait = opts_.receive_batch_wait;
+      if (const std::uint16_t hb = core_.heartbeat(); hb != 0)
+        wait = std::min<std::chrono::microseconds>(wait, std::chrono::milliseconds(250) * hb);
       if (batching_)
         batch_timer_.expires_at(last_read_ + wait);
       else
