@@ -152,6 +152,15 @@ void encode_array(writer& w, const field_array& a) {
 
 namespace {
 
+// The alternative T of `out`, kept (with its storage) when `out` already
+// holds one: decoding into a table decoded before reuses its strings and
+// vectors, so a message's headers cost no allocation once warm.
+template <class T>
+T& reuse(field_value& out) {
+  if (auto* p = std::get_if<T>(&out.variant())) return *p;
+  return out.variant().template emplace<T>();
+}
+
 void decode_value(reader& r, char letter, field_value& out, int depth) {
   switch (letter) {
     case 't': out = r.u8() != 0; break;
@@ -172,22 +181,12 @@ void decode_value(reader& r, char letter, field_value& out, int depth) {
       out = d;
       break;
     }
-    case 'S': out = std::string(r.longstr()); break;
-    case 'x': out = byte_array{std::string(r.longstr())}; break;
+    case 'S': r.longstr_into(reuse<std::string>(out)); break;
+    case 'x': r.longstr_into(reuse<byte_array>(out).bytes); break;
     case 'T': out = timestamp{r.u64()}; break;
     case 'V': out = void_value{}; break;
-    case 'A': {
-      field_array a;
-      decode_array(r, a, depth + 1);
-      out = std::move(a);
-      break;
-    }
-    case 'F': {
-      field_table t;
-      decode_table(r, t, depth + 1);
-      out = std::move(t);
-      break;
-    }
+    case 'A': decode_array(r, reuse<field_array>(out), depth + 1); break;
+    case 'F': decode_table(r, reuse<field_table>(out), depth + 1); break;
     default: r.fail(errc::unknown_field_type);
   }
 }
@@ -208,32 +207,43 @@ bool enter(reader& r, reader& body, int depth) {
 }  // namespace
 
 void decode_table(reader& r, field_table& out, int depth) {
-  out.entries.clear();
   reader body;
-  if (!enter(r, body, depth)) return;
+  if (!enter(r, body, depth)) {
+    out.entries.clear();
+    return;
+  }
+  // Entries are decoded over the ones `out` already has, then the surplus is
+  // dropped.
+  std::size_t n = 0;
   while (!body.empty()) {
-    field_entry e;
-    e.name = body.shortstr();
+    if (n == out.entries.size()) out.entries.emplace_back();
+    field_entry& e = out.entries[n];
+    body.shortstr_into(e.name);
     char letter = static_cast<char>(body.u8());
     if (!body.ok()) break;
     decode_value(body, letter, e.value, depth);
     if (!body.ok()) break;
-    out.entries.push_back(std::move(e));
+    ++n;
   }
+  out.entries.resize(n);
   if (!body.ok()) r.fail(body.error());
 }
 
 void decode_array(reader& r, field_array& out, int depth) {
-  out.items.clear();
   reader body;
-  if (!enter(r, body, depth)) return;
+  if (!enter(r, body, depth)) {
+    out.items.clear();
+    return;
+  }
+  std::size_t n = 0;
   while (!body.empty()) {
     char letter = static_cast<char>(body.u8());
-    field_value v;
-    decode_value(body, letter, v, depth);
+    if (n == out.items.size()) out.items.emplace_back();
+    decode_value(body, letter, out.items[n], depth);
     if (!body.ok()) break;
-    out.items.push_back(std::move(v));
+    ++n;
   }
+  out.items.resize(n);
   if (!body.ok()) r.fail(body.error());
 }
 

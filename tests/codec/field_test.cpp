@@ -321,6 +321,75 @@ TEST_CASE("arrays encode and decode on their own") {
   CHECK(back == a);
 }
 
+namespace {
+
+byte_buffer encoded(const field_table& t) {
+  byte_buffer buf;
+  writer w(buf);
+  encode_table(w, t);
+  REQUIRE(w.ok());
+  return buf;
+}
+
+}  // namespace
+
+TEST_CASE("decoding over a table already filled gives what a fresh decode gives") {
+  // Shapes that grow, shrink and change the type of entries of the same name,
+  // at the top level and nested, decoded one after another into one table.
+  field_table long_strings;
+  long_strings.add("S", std::string(100, 's')).add("x", byte_array{std::string(50, 'x')});
+  field_table shapes[] = {
+      every_type_table(),
+      field_table{}.add("t", "now a string").add("F", std::int32_t{1}),
+      long_strings,
+      field_table{},
+      field_table{}.add("A", field_array{{field_table{}.add("deep", "er"), std::int8_t{1}}}),
+      every_type_table(),
+      field_table{}.add("A", field_array{}).add("S", "short"),
+      long_strings,
+  };
+  field_table reused;
+  for (const field_table& want : shapes) {
+    const byte_buffer buf = encoded(want);
+    reader r(buf.view());
+    decode_table(r, reused);
+    CHECK(r.ok());
+    CHECK(r.empty());
+    CHECK(reused == want);
+    CHECK(hex(encoded(reused)) == hex(buf));
+  }
+}
+
+TEST_CASE("decoding the same table again into the same object allocates nothing") {
+  const byte_buffer buf = encoded(every_type_table());
+  field_table t;
+  for (int warm = 0; warm < 2; ++warm) {
+    reader r(buf.view());
+    decode_table(r, t);
+    REQUIRE(r.ok());
+  }
+  const std::size_t before = allocation_count();
+  for (int i = 0; i < 100; ++i) {
+    reader r(buf.view());
+    decode_table(r, t);
+  }
+  CHECK(allocation_count() == before);
+  CHECK(t == every_type_table());
+}
+
+TEST_CASE("a failed decode over a filled table keeps only the entries decoded") {
+  field_table t = every_type_table();
+  // "a" -> int32 1, then "b" with an unknown letter.
+  const byte_vec b = {0x00, 0x00, 0x00, 0x0E, 0x01, 'a', 'I', 0x00, 0x00, 0x00, 0x01,
+                      0x01, 'b', '?', 0x00, 0x00, 0x00, 0x00};
+  reader r(view(b));
+  decode_table(r, t);
+  CHECK(r.error() == errc::unknown_field_type);
+  REQUIRE(t.size() == 1);
+  CHECK(t.entries[0].name == "a");
+  CHECK(t.entries[0].value == field_value(std::int32_t{1}));
+}
+
 TEST_CASE("a name over 255 bytes fails the writer") {
   field_table t;
   t.add(std::string(256, 'n'), 1);

@@ -1,5 +1,7 @@
 // decode_table / decode_array on any bytes: an error from the decoding set,
 // or a value that encodes to bytes that decode and encode to themselves.
+// Every input is also decoded over what the previous inputs left in one
+// long-lived value, which must end up encoding to the same bytes.
 //
 // Input: byte 0 picks table or array, the rest is the encoding.
 #include <cstdint>
@@ -17,6 +19,10 @@ void check(const std::uint8_t* data, std::size_t size, Decode decode, Encode enc
   reader r(data, size);
   T value;
   decode(r, value);
+  static T reused;
+  reader rr(data, size);
+  decode(rr, reused);
+  FUZZ_CHECK(rr.error() == r.error() && rr.remaining() == r.remaining());
   if (!r.ok()) {
     const auto ec = r.error();
     FUZZ_CHECK(ec == errc::truncated || ec == errc::unknown_field_type ||
@@ -29,6 +35,11 @@ void check(const std::uint8_t* data, std::size_t size, Decode decode, Encode enc
   writer w(once);
   encode(w, value);
   FUZZ_CHECK(w.ok());
+  // Compared by their bytes: a float may be a NaN, unequal to itself.
+  byte_buffer from_reused;
+  writer wr(from_reused);
+  encode(wr, reused);
+  FUZZ_CHECK(wr.ok() && from_reused.str() == once.str());
   // Only 'L' -> 'l' and bool octets other than 0/1 change; never the size.
   FUZZ_CHECK(once.size() == consumed);
 
