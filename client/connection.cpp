@@ -32,6 +32,14 @@ error_info make_info(std::error_code ec, std::string text) {
   return e;
 }
 
+// Receive batching needs Linux's wake-up when the low-water mark is lowered;
+// elsewhere a batch could wait for data that never comes, so it is ignored.
+#if defined(__linux__)
+constexpr bool receive_batching_supported = true;
+#else
+constexpr bool receive_batching_supported = false;
+#endif
+
 // Owns the socket and the core; runs the reader and heartbeat loops and flushes output.
 class connection_impl : public std::enable_shared_from_this<connection_impl> {
  public:
@@ -44,7 +52,7 @@ class connection_impl : public std::enable_shared_from_this<connection_impl> {
         linger_timer_(ex),
         batch_timer_(ex),
         opts_(std::move(opts)),
-        batch_bytes_(opts_.receive_batch_bytes) {}
+        batch_bytes_(receive_batching_supported ? opts_.receive_batch_bytes : 0) {}
 
   // Runs one core operation: `init(id, completion)` starts it; the result is
   // delivered on the caller's executor, never inline from the parser.

@@ -71,9 +71,8 @@ struct connect_options {
   // is most of its CPU cost. The price: any frame arriving while batching
   // (deliveries, replies, confirms, heartbeats) may wait up to
   // receive_batch_wait (never more than a quarter of the heartbeat interval).
-  // At most 4 MiB; the wait must be positive and at most one second. Relies
-  // on Linux 4.18 or later (elsewhere a batch may wait for the next data
-  // rather than the deadline).
+  // At most 4 MiB; the wait must be positive and at most one second. Linux
+  // 4.18 or later; on other systems the option is ignored.
   std::size_t receive_batch_bytes = 0;
   std::chrono::microseconds receive_batch_wait{1000};
 };
