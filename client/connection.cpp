@@ -890,17 +890,19 @@ const std::string& consumer::tag() const noexcept { return state_->tag; }
 namespace {
 
 // consumer::next() when nothing is buffered: wait until a delivery is or the
-// stream has ended (throws if the channel or connection failed).
-asio::awaitable<void> wait_delivery(detail::channel_handle& h,
-                                    std::shared_ptr<detail::consumer_state> state) {
-  auto wait = [&h, &state](std::uint64_t id, detail::completion done) {
+// stream has ended (throws if the channel or connection failed). Not a
+// coroutine itself: the operation's is the only frame.
+asio::awaitable<op_result> wait_delivery(detail::channel_handle& h,
+                                         std::shared_ptr<detail::consumer_state> state) {
+  auto wait = [&h, state = std::move(state)](std::uint64_t id, detail::completion done) {
     h.core().wait_delivery(state, id, std::move(done));
   };
-  // op() rather than checked_op(): one coroutine frame fewer on a path a
-  // consumer that keeps up takes once per read.
-  auto pending = h.impl().op(wait);
-  op_result r = co_await std::move(pending);
-  if (r.error) detail::throw_error(std::move(r.error));
+  return h.impl().checked_op(std::move(wait));
+}
+
+// Woken with nothing buffered: the stream is over.
+bool stream_ended(const detail::consumer_state& s) {
+  return s.buffer.empty() && s.state == detail::consumer_state::status::ended;
 }
 
 }  // namespace
@@ -916,8 +918,7 @@ asio::awaitable<std::optional<message>> consumer::next() {
     }
     auto pending = wait_delivery(h, state_);
     co_await std::move(pending);
-    if (state_->buffer.empty() && state_->state == detail::consumer_state::status::ended)
-      co_return std::nullopt;
+    if (stream_ended(*state_)) co_return std::nullopt;
   }
 }
 
@@ -934,8 +935,7 @@ asio::awaitable<bool> consumer::next(message& m) {
     if (try_next(m)) co_return true;
     auto pending = wait_delivery(h, state_);
     co_await std::move(pending);
-    if (state_->buffer.empty() && state_->state == detail::consumer_state::status::ended)
-      co_return false;
+    if (stream_ended(*state_)) co_return false;
   }
 }
 

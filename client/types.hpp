@@ -9,7 +9,6 @@
 #include <string>
 #include <string_view>
 #include <system_error>
-#include <utility>
 
 #include "warren/codec/error.hpp"
 #include "warren/codec/field.hpp"
@@ -61,18 +60,6 @@ struct message {
   std::uint32_t message_count = 0;  // basic.get: messages left in the queue
   basic_properties properties;
   std::string body;
-
-  // Field by field, trading storage (consumer::next(message&) relies on it).
-  friend void swap(message& a, message& b) noexcept {
-    a.consumer_tag.swap(b.consumer_tag);
-    std::swap(a.delivery_tag, b.delivery_tag);
-    std::swap(a.redelivered, b.redelivered);
-    a.exchange.swap(b.exchange);
-    a.routing_key.swap(b.routing_key);
-    std::swap(a.message_count, b.message_count);
-    swap(a.properties, b.properties);
-    a.body.swap(b.body);
-  }
 };
 
 // A mandatory publish the broker could not route, sent back with basic.return.
