@@ -476,7 +476,7 @@ asio::awaitable<op_result> call(const detail::channel_handle& h, const M& m) {
 
 template <class M>
 void send(const detail::channel_handle& h, const M& m) {
-  if (h.core().send(h.id, m)) detail::throw_error(h.core().channel_error(h.id));
+  if (error_info e = h.core().send(h.id, m)) detail::throw_error(std::move(e));
   h.impl().after_core_call();
 }
 

@@ -54,6 +54,19 @@ void complete(completion& c, op_result&& r) {
 
 }  // namespace
 
+error_info connection_core::encode_failure(std::string_view method, std::error_code ec,
+                                           std::size_t size) const {
+  std::string text = "cannot send " + std::string(method) + ": ";
+  if (ec == errc::string_too_long)
+    text += "a name, routing key or tag is longer than 255 bytes";
+  else if (ec == errc::frame_too_large)
+    text += "its frame is " + std::to_string(size) + " bytes, over the negotiated frame_max of " +
+            std::to_string(frame_max_);
+  else
+    text += ec.message();
+  return info(ec, std::move(text));
+}
+
 connection_core::connection_core(core_config cfg) : cfg_(std::move(cfg)) {
   channels_.push_back(std::make_unique<channel_state>(cfg_.max_body_size));
 }
@@ -69,6 +82,10 @@ void connection_core::on_read(std::size_t n) {
   parser_.commit(n);
   if (n != 0) read_since_tick_ = true;
   process_frames();
+  if (owed_ > cfg_.max_owed_output && phase_ != phase::closed)
+    fail_all(info(errc::output_overflow,
+                  "the broker keeps sending methods that need replies but does not read them: " +
+                      std::to_string(owed_) + " bytes of replies unsent"));
 }
 
 void connection_core::feed(bytes_view bytes) {
@@ -80,6 +97,7 @@ void connection_core::feed(bytes_view bytes) {
 void connection_core::take_output(byte_buffer& into) {
   std::swap(into, output_);
   output_.clear();
+  owed_ = 0;
   if (!into.empty()) wrote_since_tick_ = true;
   notify_writable();
 }
@@ -126,6 +144,10 @@ void connection_core::on_frame(const frame_view& f) {
   // freed every channel, so frames still in flight on them are discarded.
   if (phase_ == phase::closing) return;
   channel_state* c = find_channel(f.channel);
+  if (c != nullptr && c->state == channel_state::status::abandoned) {
+    on_abandoned_channel_frame(f);
+    return;
+  }
   if (c == nullptr || c->state == channel_state::status::free) {
     // A peer may finish frames it queued before our close-ok freed the id.
     if (f.type == frame_type::method && (peek_method_key(f.payload) == channel_close_ok::key))
@@ -155,6 +177,19 @@ void connection_core::on_frame(const frame_view& f) {
   if (ec) {
     auto code = ec == errc::unexpected_frame ? reply_code::unexpected_frame : reply_code::frame_error;
     protocol_error(code, ec, ec.message());
+  }
+}
+
+void connection_core::on_abandoned_channel_frame(const frame_view& f) {
+  // Only the answer to our channel.close matters; the broker requeues what
+  // it delivered here once the channel is closed.
+  if (f.type != frame_type::method) return;
+  const std::uint32_t key = peek_method_key(f.payload);
+  if (key == channel_close::key) reply(f.channel, channel_close_ok{});
+  if (key == channel_close::key || key == channel_close_ok::key) {
+    error_info why = channels_[f.channel]->closed_reason;
+    channels_[f.channel] = std::make_unique<channel_state>(cfg_.max_body_size);
+    channels_[f.channel]->closed_reason = std::move(why);
   }
 }
 
@@ -203,7 +238,9 @@ void connection_core::on_tune(const connection_tune& tune) {
     heartbeat_ = 0;
   else
     heartbeat_ = static_cast<std::uint16_t>(negotiate_limit(cfg_.params.heartbeat, tune.heartbeat, 0));
-  parser_.set_frame_max(frame_max_ == 0 ? 0xFFFFFFFFu : frame_max_);
+  // "No limit" from both sides still gets a client limit: one frame header
+  // must not be able to make the parser expect gigabytes.
+  parser_.set_frame_max(frame_max_ == 0 ? cfg_.unlimited_frame_cap : frame_max_);
 
   connection_tune_ok ok;
   ok.channel_max = channel_max_;
@@ -261,7 +298,7 @@ void connection_core::on_connection_method(bytes_view payload) {
         // Keep the broker's code visible: the error is now a client-side one.
         why.text = std::to_string(close.reply_code) + " " + why.text;
       }
-      encode_method_frame(output_, 0, connection_close_ok{});
+      reply(0, connection_close_ok{});
       if (phase_ == phase::closing) {
         // Both sides closed at once: our close is answered by theirs.
         phase_ = phase::closed;
@@ -281,11 +318,12 @@ void connection_core::on_connection_method(bytes_view payload) {
     }
     case connection_blocked::key:
       blocked_ = true;
-      events_.push_back({connection_event_kind::blocked, std::get<connection_blocked>(m).reason});
+      event_ = connection_event{connection_event_kind::blocked,
+                                std::move(std::get<connection_blocked>(m).reason)};
       break;
     case connection_unblocked::key:
       blocked_ = false;
-      events_.push_back({connection_event_kind::unblocked, {}});
+      event_ = connection_event{connection_event_kind::unblocked, {}};
       notify_writable();
       break;
     case connection_update_secret_ok::key:
@@ -296,10 +334,10 @@ void connection_core::on_connection_method(bytes_view payload) {
                      method_name(key >> 16, key & 0xFFFF) + " on channel 0");
       return;
   }
-  if (event_waiter_.done && !events_.empty()) {
+  if (event_waiter_.done && event_) {
     op_result r;
-    r.event = std::move(events_.front());
-    events_.pop_front();
+    r.event = std::move(*event_);
+    event_.reset();
     complete(event_waiter_.done, std::move(r));
   }
 }
@@ -350,7 +388,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
       channel_close close;
       ec = decode_method_as(payload, close);
       if (ec) break;
-      encode_method_frame(output_, ch, channel_close_ok{});
+      reply(ch, channel_close_ok{});
       error_info why = from_close(close);
       if (c.state == channel_state::status::closing && !c.requests.empty() &&
           c.requests.back().key == channel_close::key) {
@@ -369,7 +407,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
       c.flow_active = flow.active;
       channel_flow_ok ok;
       ok.active = flow.active;
-      encode_method_frame(output_, ch, ok);
+      reply(ch, ok);
       if (flow.active) notify_writable();
       return;
     }
@@ -392,7 +430,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
       if (!cancel.no_wait) {
         basic_cancel_ok ok;
         ok.consumer_tag = cancel.consumer_tag;
-        encode_method_frame(output_, ch, ok);
+        reply(ch, ok);
       }
       return;
     }
@@ -483,7 +521,13 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   c.content_for = channel_state::target::none;
   if (target == channel_state::target::deliver) {
     auto it = c.consumers.find(c.deliver.consumer_tag);
-    if (it == c.consumers.end()) return;  // RabbitMQ sends none after cancel-ok
+    if (it == c.consumers.end()) {
+      // A consumer nobody registered (RabbitMQ sends none after cancel-ok):
+      // dropping it would leave its tag unacknowledged for good.
+      c.content.take_body();
+      requeue(ch, c.deliver.delivery_tag);
+      return;
+    }
     deliver(c, *it->second);
     return;
   }
@@ -507,10 +551,7 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
         complete(req.done, std::move(r));
       } else if (!req.consumer) {
         // Nobody waits for this message any more: give it back to the queue.
-        basic_reject reject;
-        reject.delivery_tag = msg.delivery_tag;
-        reject.requeue = true;
-        encode_method_frame(output_, ch, reject);
+        requeue(ch, msg.delivery_tag);
       }
       pump_requests(ch);
       return;
@@ -552,12 +593,7 @@ void fill_delivery(message& m, const basic_deliver& d, content_assembler& conten
 void connection_core::deliver(channel_state& c, consumer_state& s) {
   if (s.orphan) {
     // Nobody will read it: hand it back rather than leave it unacked.
-    if (!s.no_ack) {
-      basic_reject reject;
-      reject.delivery_tag = c.deliver.delivery_tag;
-      reject.requeue = true;
-      encode_method_frame(output_, s.channel, reject);
-    }
+    if (!s.no_ack) requeue(s.channel, c.deliver.delivery_tag);
     c.content.take_body();
     return;
   }
@@ -689,6 +725,7 @@ void connection_core::finish_confirm_waiters(channel_state& c) {
 }
 
 void connection_core::on_return(channel_state& c, returned_message&& r) {
+  bool reported = false;  // as the outcome of a publish() someone awaits
   if (c.confirm_mode) {
     // basic.return comes before the ack of the same publish; returns arrive
     // in publish order, so the earliest unsettled mandatory publish to the
@@ -703,21 +740,37 @@ void connection_core::on_return(channel_state& c, returned_message&& r) {
       e.outcome.status = publish_status::returned;
       e.outcome.reply_code = r.reply_code;
       e.outcome.reply_text = r.reply_text;
+      reported = static_cast<bool>(e.done);
       c.mandatory.erase(it);
       break;
     }
   }
+  if (reported) return;
   if (c.return_waiter.done) {
     op_result res;
     res.returned = std::move(r);
     complete(c.return_waiter.done, std::move(res));
     return;
   }
-  c.returns.push_back(std::move(r));
-  if (!c.returns_full && c.returns.size() >= cfg_.max_returns_buffered) {
-    c.returns_full = true;
-    ++full_streams_;
+  // Never a reason to stop reading: the ack the publisher waits for may be
+  // right behind the returns nobody reads.
+  if (c.returns.size() >= cfg_.max_returns_buffered) {
+    ++c.returns_dropped;
+    return;
   }
+  c.returns.push_back(std::move(r));
+}
+
+std::uint64_t connection_core::returns_dropped(std::uint16_t ch) const noexcept {
+  const channel_state* c = find_channel(ch);
+  return c == nullptr ? 0 : c->returns_dropped;
+}
+
+void connection_core::requeue(std::uint16_t ch, std::uint64_t delivery_tag) {
+  basic_reject reject;
+  reject.delivery_tag = delivery_tag;
+  reject.requeue = true;
+  reply(ch, reject);
 }
 
 void connection_core::next_return(std::uint16_t ch, std::uint64_t id, completion done) {
@@ -730,10 +783,6 @@ void connection_core::next_return(std::uint16_t ch, std::uint64_t id, completion
     op_result r;
     r.returned = std::move(c->returns.front());
     c->returns.pop_front();
-    if (c->returns_full && c->returns.size() < cfg_.max_returns_buffered) {
-      c->returns_full = false;
-      stream_drained(true);
-    }
     done.consume(std::move(r));
     return;
   }
@@ -746,10 +795,10 @@ void connection_core::next_return(std::uint16_t ch, std::uint64_t id, completion
 }
 
 void connection_core::next_event(std::uint64_t id, completion done) {
-  if (!events_.empty()) {
+  if (event_) {
     op_result r;
-    r.event = std::move(events_.front());
-    events_.pop_front();
+    r.event = std::move(*event_);
+    event_.reset();
     done.consume(std::move(r));
     return;
   }
@@ -882,7 +931,10 @@ void connection_core::consume(std::uint16_t ch, const basic_consume& m,
                               std::shared_ptr<consumer_state> consumer, std::uint64_t id,
                               completion done) {
   byte_buffer frame;
-  encode_method_frame(frame, ch, m);
+  if (error_info e = encode_method(frame, ch, m)) {
+    done.consume(failed(e));
+    return;
+  }
   consumer->channel = ch;
   consumer->no_ack = m.no_ack;
   enqueue_request(ch, basic_consume::key, std::span<const std::uint32_t>(basic_consume::responses),
@@ -915,15 +967,8 @@ void connection_core::abandon_consumer(const std::shared_ptr<consumer_state>& c)
   channel_state* ch = find_channel(c->channel);
   const bool live = ch != nullptr && check_channel(c->channel) == std::error_code{};
   // Buffered deliveries were never seen: give them back to the queue.
-  if (live && !c->no_ack) {
-    for (std::size_t i = 0; i < c->buffer.size(); ++i) {
-      const message& m = c->buffer[i];
-      basic_reject reject;
-      reject.delivery_tag = m.delivery_tag;
-      reject.requeue = true;
-      encode_method_frame(output_, c->channel, reject);
-    }
-  }
+  if (live && !c->no_ack)
+    for (std::size_t i = 0; i < c->buffer.size(); ++i) requeue(c->channel, c->buffer[i].delivery_tag);
   c->buffer.clear();
   if (c->full) {
     c->full = false;
@@ -1113,7 +1158,10 @@ void connection_core::close(std::uint16_t code, std::string text, std::uint64_t 
   connection_close m;
   m.reply_code = code;
   m.reply_text = std::move(text);
-  encode_method_frame(output_, 0, m);
+  if (error_info e = encode_method(output_, 0, m)) {
+    done.consume(failed(e));
+    return;
+  }
   close_waiter_ = {id, std::move(done)};
   if (phase_ != phase::open) {
     // Mid-handshake: nothing to wait for.
@@ -1139,11 +1187,56 @@ void connection_core::update_secret(std::string secret, std::string reason, std:
   request(0, m, id, std::move(done));
 }
 
-void connection_core::heartbeat_tick() {
+void connection_core::tick(clock::time_point now) {
+  if (cfg_.request_timeout.count() <= 0) return;
+  if (phase_ == phase::closing) {
+    if (close_deadline_ == clock::time_point{})
+      close_deadline_ = now + cfg_.request_timeout;
+    else if (now >= close_deadline_)
+      fail_all(info(errc::timeout, "the broker did not answer connection.close within " +
+                                       std::to_string(cfg_.request_timeout.count()) + " ms"));
+    return;
+  }
+  if (phase_ != phase::open) return;
+  for (std::size_t ch = 0; ch < channels_.size() && phase_ == phase::open; ++ch) {
+    channel_state& c = *channels_[ch];
+    if (c.requests.empty() || !c.requests.front().sent) continue;
+    pending_request& req = c.requests.front();
+    if (req.deadline == clock::time_point{})
+      req.deadline = now + cfg_.request_timeout;
+    else if (now >= req.deadline)
+      request_expired(static_cast<std::uint16_t>(ch), req);
+  }
+}
+
+void connection_core::request_expired(std::uint16_t ch, const pending_request& req) {
+  std::string text = "the broker did not answer " + method_name(req.key >> 16, req.key & 0xFFFF) +
+                     " within " + std::to_string(cfg_.request_timeout.count()) + " ms";
+  if (ch == 0) {
+    fail_all(info(errc::timeout, std::move(text)));
+    return;
+  }
+  const bool closing = req.key == channel_close::key;
+  error_info why = info(errc::timeout, text + "; the channel is closed");
+  fail_channel(ch, why);
+  // The broker may still answer: the id stays taken until it answers our
+  // close, and everything else it sends there is dropped.
+  channels_[ch]->state = channel_state::status::abandoned;
+  if (!closing) {
+    channel_close close;
+    close.reply_code = static_cast<std::uint16_t>(reply_code::reply_success);
+    close.reply_text = "closed by the client: a reply timed out";
+    encode_method_frame(output_, ch, close);
+  }
+}
+
+void connection_core::heartbeat_tick(bool unread_waiting) {
   if (heartbeat_ == 0 || (phase_ != phase::open && phase_ != phase::closing)) return;
   if (!wrote_since_tick_ && output_.empty()) write_heartbeat(output_);
   wrote_since_tick_ = false;
-  if (read_since_tick_ || reading_paused())
+  // Paused, the driver does not read: bytes waiting unread are the peer's
+  // sign of life. Pausing alone proves nothing.
+  if (read_since_tick_ || (reading_paused() && unread_waiting))
     silent_ticks_ = 0;
   else if (++silent_ticks_ >= 4)
     fail_all(info(errc::heartbeat_timeout, "no data from the broker for " +
@@ -1224,7 +1317,6 @@ void connection_core::fail_channel(std::uint16_t ch, const error_info& why) {
   for (auto& w : old->confirm_waiters) complete(w.done, failed(why));
   for (auto& w : old->writable_waiters) complete(w.done, failed(why));
   complete(old->return_waiter.done, failed(why));
-  if (old->returns_full) stream_drained(true);
   for (auto& [tag, consumer] : old->consumers) {
     consumer->state = consumer_state::status::ended;
     consumer->end_reason = why;

@@ -9,6 +9,7 @@
 // user code ever runs inside the frame parser.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -144,7 +145,21 @@ struct core_config {
   std::uint64_t max_body_size = 512ull << 20;
   // Past this many unsent bytes publishers wait for the socket to drain.
   std::size_t output_high_water = 4u << 20;
+  // basic.return messages kept per channel for next_return(); later ones
+  // are counted (returns_dropped) and dropped, never allowed to stall reading.
   std::size_t max_returns_buffered = 1024;
+  // Replies the broker's own frames make the client owe it (flow-ok,
+  // cancel-ok, close-ok, heartbeats, rejects) while it does not read what
+  // is already queued. Past this many unsent bytes the connection fails:
+  // a broker that floods without reading cannot grow the output.
+  std::size_t max_owed_output = 1u << 20;
+  // Frames the client accepts when frame_max is negotiated as 0 ("no
+  // limit"): a header announcing more is a frame error.
+  std::uint32_t unlimited_frame_cap = 16u << 20;
+  // How long a synchronous request may wait for its reply (0: for ever).
+  // A channel whose reply is late is failed with errc::timeout and closed;
+  // a late connection.close-ok or update-secret-ok fails the connection.
+  std::chrono::milliseconds request_timeout{60000};
 };
 
 class connection_core {
@@ -173,7 +188,7 @@ class connection_core {
   const byte_buffer& output() const noexcept { return output_; }
 
   // The connection stops reading while a consumer stream holds more than its
-  // capacity or the returns queue is full; it resumes when the user drains it.
+  // capacity; it resumes when the user drains it.
   bool reading_paused() const noexcept { return full_streams_ != 0; }
 
   // The socket failed or the peer hung up.
@@ -182,9 +197,20 @@ class connection_core {
   // Negotiated heartbeat in seconds (0 = off). The driver calls
   // heartbeat_tick() every interval/2; the core queues a heartbeat frame if
   // nothing was written since the previous tick, and fails the connection
-  // after two intervals (four ticks) with nothing read.
+  // after two intervals (four ticks) with nothing read. While reading is
+  // paused the driver cannot see what arrives: `unread_waiting` tells
+  // whether bytes wait unread in the transport, which proves the peer alive;
+  // a paused connection with nothing waiting is silent like any other.
   std::uint16_t heartbeat() const noexcept { return heartbeat_; }
-  void heartbeat_tick();
+  void heartbeat_tick(bool unread_waiting = false);
+
+  // Request deadlines (core_config::request_timeout): the driver calls this
+  // at least every request_timeout/4 while has_deadlines(). A request is
+  // stamped at the first tick after it went on the wire.
+  using clock = std::chrono::steady_clock;
+  void tick(clock::time_point now);
+  bool has_deadlines() const noexcept { return cfg_.request_timeout.count() > 0; }
+  std::chrono::milliseconds request_timeout() const noexcept { return cfg_.request_timeout; }
 
   phase current_phase() const noexcept { return phase_; }
   bool is_open() const noexcept { return phase_ == phase::open; }
@@ -218,19 +244,24 @@ class connection_core {
 
   // A synchronous request: sent when no other is outstanding on the channel;
   // completes with the reply (or, for basic.get-ok, the message too).
+  // A method that cannot be encoded (a name over 255 bytes, a frame over
+  // frame_max) fails the call at once; nothing is sent.
   template <class M>
   void request(std::uint16_t ch, const M& m, std::uint64_t id, completion done) {
     byte_buffer frame;
-    encode_method_frame(frame, ch, m);
+    if (error_info e = encode_method(frame, ch, m)) {
+      done.consume(failed_result(std::move(e)));
+      return;
+    }
     enqueue_request(ch, M::key, std::span<const std::uint32_t>(M::responses), std::move(frame),
                     id, std::move(done), nullptr);
   }
-  // A method without a reply (ack, nack, reject, no-wait forms).
+  // A method without a reply (ack, nack, reject, no-wait forms). Returns why
+  // it was not sent (channel closed, or it cannot be encoded).
   template <class M>
-  std::error_code send(std::uint16_t ch, const M& m) {
-    if (auto ec = check_channel(ch)) return ec;
-    encode_method_frame(output_, ch, m);
-    return {};
+  error_info send(std::uint16_t ch, const M& m) {
+    if (check_channel(ch)) return channel_error(ch);
+    return encode_method(output_, ch, m);
   }
 
   // basic.consume; `consumer` is registered under the broker's tag at consume-ok.
@@ -282,9 +313,14 @@ class connection_core {
   // tallies since the previous wait_for_confirms.
   void wait_for_confirms(std::uint16_t ch, std::uint64_t id, completion done);
 
-  // basic.return messages of the channel, in arrival order.
+  // basic.return messages of the channel, in arrival order: those not
+  // already reported as a publish's outcome (a confirm-mode publish() that
+  // waits learns of its return there). At most max_returns_buffered wait;
+  // later ones are dropped and counted.
   void next_return(std::uint16_t ch, std::uint64_t id, completion done);
-  // connection.blocked / unblocked, in arrival order.
+  std::uint64_t returns_dropped(std::uint16_t ch) const noexcept;
+  // The latest connection.blocked / unblocked state not yet taken: notices
+  // that arrive faster than they are read replace each other.
   void next_event(std::uint64_t id, completion done);
 
  private:
@@ -296,6 +332,7 @@ class connection_core {
     completion done;
     bool sent = false;
     std::shared_ptr<consumer_state> consumer;  // basic.consume / basic.cancel
+    clock::time_point deadline{};  // set at the first tick after it was sent
   };
   struct confirm_entry {
     completion done;
@@ -309,7 +346,9 @@ class connection_core {
     completion done;
   };
   struct channel_state {
-    enum class status : std::uint8_t { free, opening, open, closing };
+    // abandoned: failed locally after a late reply; channel.close is on the
+    // wire and everything but its answer is discarded until the id is free.
+    enum class status : std::uint8_t { free, opening, open, closing, abandoned };
     status state = status::free;
     std::deque<pending_request> requests;
     content_assembler content;
@@ -329,7 +368,7 @@ class connection_core {
     std::vector<waiter> confirm_waiters;
     std::unordered_map<std::string, std::shared_ptr<consumer_state>> consumers;
     std::deque<returned_message> returns;
-    bool returns_full = false;
+    std::uint64_t returns_dropped = 0;
     waiter return_waiter;
     std::vector<waiter> writable_waiters;
     error_info closed_reason;
@@ -337,6 +376,36 @@ class connection_core {
     explicit channel_state(std::uint64_t max_body) : content(max_body) {}
   };
 
+  static op_result failed_result(error_info why) {
+    op_result r;
+    r.error = std::move(why);
+    return r;
+  }
+
+  // Appends one method frame to `out`; if it cannot be encoded, or is larger
+  // than frame_max, appends nothing and returns why.
+  template <class M>
+  error_info encode_method(byte_buffer& out, std::uint16_t ch, const M& m) const {
+    const std::size_t mark = out.size();
+    writer w(out);
+    const std::size_t start = begin_frame(w, frame_type::method, ch);
+    m.encode(w);
+    finish_frame(w, start);
+    if (w.ok() && (frame_max_ == 0 || out.size() - mark <= frame_max_)) return {};
+    const std::size_t size = out.size() - mark;
+    out.resize(mark);
+    return encode_failure(M::name, w.ok() ? std::error_code(errc::frame_too_large) : w.error(), size);
+  }
+  error_info encode_failure(std::string_view method, std::error_code ec, std::size_t size) const;
+  // Frames the core owes the broker (replies to its methods): encoded like
+  // any other, and counted against max_owed_output.
+  template <class M>
+  void reply(std::uint16_t ch, const M& m) {
+    const std::size_t before = output_.size();
+    encode_method_frame(output_, ch, m);
+    owed_ += output_.size() - before;
+  }
+  // For frames built by the core itself, whose fields it controls.
   template <class M>
   static void encode_method_frame(byte_buffer& out, std::uint16_t ch, const M& m) {
     writer w(out);
@@ -363,6 +432,7 @@ class connection_core {
   void process_frames();
   void on_frame(const frame_view& f);
   void on_connection_method(bytes_view payload);
+  void on_abandoned_channel_frame(const frame_view& f);
   void on_channel_method(std::uint16_t ch, channel_state& c, bytes_view payload);
   void on_content_complete(std::uint16_t ch, channel_state& c);
   void on_reply(std::uint16_t ch, channel_state& c, std::uint32_t key, any_method&& m);
@@ -376,6 +446,8 @@ class connection_core {
 
   // A protocol violation by the peer: close the connection with `code`.
   void protocol_error(reply_code code, std::error_code ec, std::string text);
+  // A reply did not come in time: fail the channel (or the connection).
+  void request_expired(std::uint16_t ch, const pending_request& req);
   // The connection is gone: fail everything pending with `why`.
   void fail_all(const error_info& why);
   // The channel is gone: fail what is pending on it and free its id.
@@ -383,6 +455,8 @@ class connection_core {
   void finish_confirm_waiters(channel_state& c);
   void notify_writable();
   void stream_drained(bool was_full);
+  // basic.reject with requeue: a delivery nobody will read goes back.
+  void requeue(std::uint16_t ch, std::uint64_t delivery_tag);
 
   core_config cfg_;
   phase phase_ = phase::idle;
@@ -394,6 +468,7 @@ class connection_core {
   std::uint32_t frame_max_ = frame_min_size;
   std::uint16_t heartbeat_ = 0;
   int silent_ticks_ = 0;
+  std::size_t owed_ = 0;  // bytes of replies queued since the output was last taken
   bool read_since_tick_ = false;
   bool wrote_since_tick_ = false;
   field_table server_properties_;
@@ -403,8 +478,9 @@ class connection_core {
   completion on_open_;
   std::uint64_t open_id_ = 0;
   waiter close_waiter_;
+  clock::time_point close_deadline_{};
   error_info close_reason_;
-  std::deque<connection_event> events_;
+  std::optional<connection_event> event_;  // latest state not yet taken
   waiter event_waiter_;
   std::vector<std::unique_ptr<channel_state>> channels_;  // index = channel id; 0 = connection
   std::uint16_t channel_hint_ = 1;

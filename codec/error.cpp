@@ -40,6 +40,8 @@ class warren_category_impl final : public std::error_category {
       case errc::consumer_cancelled: return "consumer cancelled by the broker";
       case errc::message_too_large: return "message body larger than the client accepts";
       case errc::publish_too_large: return "message larger than the broker accepts";
+      case errc::output_overflow: return "the broker does not read what the client must send";
+      case errc::internal_error: return "internal error in the client";
     }
     return "warren error " + std::to_string(ev);
   }

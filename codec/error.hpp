@@ -43,6 +43,8 @@ enum class errc {
   consumer_cancelled,     // the broker cancelled the consumer (queue deleted...)
   message_too_large,      // a content header declares a body over the client's limit
   publish_too_large,      // a message over the broker's max message size
+  output_overflow,        // the broker stopped reading while the client owed it replies
+  internal_error,         // the client's own loop failed (an exception); the connection ends
 };
 
 const std::error_category& warren_category() noexcept;

@@ -68,10 +68,14 @@ frame_parser::status frame_parser::next(frame_view& out, std::error_code& ec) {
   }
   const std::size_t whole = frame_overhead + size;
   if (avail < whole) {
-    // Reserve for the whole frame now that its size is known to be acceptable.
-    if (buf_.capacity() - pos_ < whole) {
+    // Reserve for the whole frame now that its size is known to be
+    // acceptable, but never far ahead of the bytes that came: past
+    // reserve_ahead the buffer grows as they arrive, so a header announcing
+    // a huge frame costs nothing until the peer really sends it.
+    const std::size_t want = std::min(whole, avail + reserve_ahead);
+    if (buf_.capacity() - pos_ < want) {
       compact();
-      buf_.reserve(whole);
+      buf_.reserve(want);
     }
     return status::need_more;
   }

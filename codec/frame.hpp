@@ -63,10 +63,15 @@ inline void write_heartbeat(byte_buffer& out) {
 //
 // A frame whose declared size exceeds frame_max is rejected as soon as its
 // header is seen, before any space is reserved for it; so is an unknown frame
-// type and a missing frame-end octet. After an error the parser stays failed.
+// type and a missing frame-end octet. Space for an accepted frame is reserved
+// at most reserve_ahead beyond what has arrived. After an error the parser
+// stays failed.
 class frame_parser {
  public:
   enum class status { need_more, frame, error };
+  // How far ahead of the bytes received the buffer is reserved for a frame
+  // still arriving.
+  static constexpr std::size_t reserve_ahead = 256 * 1024;
 
   explicit frame_parser(std::uint32_t frame_max = frame_min_size) noexcept
       : frame_max_(frame_max) {}

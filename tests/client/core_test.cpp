@@ -916,8 +916,20 @@ TEST_CASE("core confirms: a mandatory publish returned, then acked") {
   CHECK(confirms.result().summary.returned == 1);
   CHECK(confirms.result().summary.nacked == 0);
 
+  // publish() already reported the return: it is not queued a second time.
   recorder returned;
   s.core.next_return(ch, s.core.next_op_id(), returned.cb());
+  CHECK_FALSE(returned.done());
+
+  // A pipelined publish has nobody awaiting its outcome: next_return gets it.
+  publish_frame_args a;
+  a.channel = ch;
+  a.exchange = "ex";
+  a.routing_key = "nowhere";
+  a.mandatory = true;
+  REQUIRE(!s.core.publish(a, basic_properties{}, as_bytes(std::string_view("again")), 0, {}));
+  s.discard();
+  s.send_message(ch, ret, "again", props);
   REQUIRE(returned.ok());
   REQUIRE(returned.result().returned.has_value());
   const returned_message& r = *returned.result().returned;
@@ -925,8 +937,9 @@ TEST_CASE("core confirms: a mandatory publish returned, then acked") {
   CHECK(r.reply_text == "NO_ROUTE");
   CHECK(r.exchange == "ex");
   CHECK(r.routing_key == "nowhere");
-  CHECK(r.body == "lost");
+  CHECK(r.body == "again");
   CHECK(r.properties == props);
+  s.send(ch, ack(3));
 }
 
 TEST_CASE("core confirms: the confirm window bounds writable()") {

@@ -70,7 +70,12 @@ TEST_CASE("json: string escapes") {
 
   std::string out;
   write_json_string(out, std::string("q\"b\\n\n\x01\x1F\x7F", 9));
-  CHECK(out == "\"q\\\"b\\\\n\\n\\u0001\\u001f\x7F\"");
+  CHECK(out == "\"q\\\"b\\\\n\\n\\u0001\\u001f\\u007f\"");
+  out.clear();
+  // C1 controls (U+0080..U+009F) are escaped too; U+00A0 is not.
+  write_json_string(out, "\xC2\x9B\xC2\x85\xC2\xA0");
+  CHECK(out == "\"\\u009b\\u0085\xC2\xA0\"");
+  CHECK(parse_json(out) == json_value("\xC2\x9B\xC2\x85\xC2\xA0"));
   out.clear();
   write_json_string(out, "\xC3\xA9\xF0\x9F\x98\x80");
   CHECK(out == "\"\xC3\xA9\xF0\x9F\x98\x80\"");

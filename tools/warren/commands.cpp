@@ -15,6 +15,8 @@
 #include <string_view>
 
 #include "tools/warren/args.hpp"
+#include "tools/warren/failure.hpp"
+#include "tools/warren/printable.hpp"
 #include "tools/warren/typed.hpp"
 #include "warren/client/warren.hpp"
 
@@ -52,10 +54,9 @@ void out(std::string_view s) {
   std::fflush(stdout);
 }
 
-void note(std::string_view command, const std::string& text) {
-  std::fprintf(stderr, "warren %.*s: %s\n", static_cast<int>(command.size()), command.data(),
-               text.c_str());
-}
+void to_stderr(std::string_view line) { std::fwrite(line.data(), 1, line.size(), stderr); }
+
+void note(std::string_view command, std::string_view text) { to_stderr(diagnostic(command, text)); }
 
 std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
@@ -100,16 +101,25 @@ std::string read_stdin() {
   return body;
 }
 
-void print_message(const message& m, bool json) {
-  if (json) {
-    std::string line = to_json(message_json(m));
-    line.push_back('\n');
-    out(line);
-  } else {
-    std::string text = m.body;
-    text.push_back('\n');
-    out(text);
+// How get and consume print a message: its body escaped (the default), its
+// body as it came (--raw, for piping), or JSON (--json).
+enum class message_format { text, raw, json };
+
+message_format message_format_of(const parsed_args& a) {
+  a.exclusive({"json", "raw"});
+  if (a.has("json")) return message_format::json;
+  return a.has("raw") ? message_format::raw : message_format::text;
+}
+
+void print_message(const message& m, message_format format) {
+  std::string line;
+  switch (format) {
+    case message_format::text: line = printable(m.body); break;
+    case message_format::raw: line = m.body; break;
+    case message_format::json: line = to_json(message_json(m)); break;
   }
+  line.push_back('\n');
+  out(line);
 }
 
 // publish -------------------------------------------------------------------
@@ -179,7 +189,8 @@ asio::awaitable<int> run_get(const parsed_args& a, session& s) {
   const std::string queue = a.required("queue");
   a.exclusive({"ack", "no-ack"});
   const std::uint64_t count = a.number("count", 1, 1, unlimited);
-  const bool ack = a.has("ack"), no_ack = a.has("no-ack"), json = a.has("json");
+  const bool ack = a.has("ack"), no_ack = a.has("no-ack");
+  const message_format format = message_format_of(a);
 
   channel ch = co_await s.open_channel();
   std::uint64_t fetched = 0, last_tag = 0;
@@ -187,7 +198,7 @@ asio::awaitable<int> run_get(const parsed_args& a, session& s) {
     std::optional<message> m = co_await ch.get(queue, no_ack);
     if (!m) break;
     ++fetched;
-    print_message(*m, json);
+    print_message(*m, format);
     if (ack)
       ch.ack(m->delivery_tag);
     else if (!no_ack)
@@ -203,12 +214,12 @@ asio::awaitable<int> run_get(const parsed_args& a, session& s) {
 // The consume loop never throws: asio's || would then wait for the other
 // branch (the signal) instead of ending.
 asio::awaitable<std::exception_ptr> consume_loop(channel& ch, consumer& c, std::uint64_t count,
-                                                 bool no_ack, bool json) {
+                                                 bool no_ack, message_format format) {
   try {
     for (std::uint64_t n = 0; count == 0 || n < count; ++n) {
       std::optional<message> m = co_await c.next();
       if (!m) break;
-      print_message(*m, json);
+      print_message(*m, format);
       if (!no_ack) ch.ack(m->delivery_tag);
     }
   } catch (...) {
@@ -235,12 +246,12 @@ asio::awaitable<int> run_consume(const parsed_args& a, session& s) {
   o.exclusive = a.has("exclusive");
   o.prefetch = static_cast<std::uint16_t>(a.number("prefetch", 0, 0, 65535));
   o.arguments = arguments.get();
-  const bool json = a.has("json");
+  const message_format format = message_format_of(a);
 
   channel ch = co_await s.open_channel();
   consumer c = co_await ch.consume(queue, o);
   asio::signal_set signals(co_await asio::this_coro::executor, SIGINT, SIGTERM);
-  auto loop = consume_loop(ch, c, count, o.no_ack, json);
+  auto loop = consume_loop(ch, c, count, o.no_ack, format);
   auto interrupted = wait_for_signal(signals);
   auto race = std::move(loop) || std::move(interrupted);
   auto result = co_await std::move(race);
@@ -336,7 +347,7 @@ asio::awaitable<int> run_declare_queue(const parsed_args& a, session& s) {
     obj.push_back({"consumer_count", json_value(json_uint(r.consumer_count))});
     out(to_json(json_value(std::move(obj))) + "\n");
   } else {
-    out(r.queue + "\n");
+    out(printable(r.queue) + "\n");
   }
   co_return exit_ok;
 }
@@ -415,6 +426,9 @@ constexpr option_spec arguments_json_option{
     "arguments table entries as typed JSON ({\"x-max-length\":\n"
     "{\"type\":\"int32\",\"value\":100}}); --argument entries follow",
     true};
+constexpr option_spec raw_option{"raw", "",
+                                 "print each body as it came, byte for byte, then a\n"
+                                 "newline: for piping, not for a terminal"};
 constexpr option_spec no_wait_option{"no-wait", "",
                                      "do not wait for the broker's reply (errors still close\n"
                                      "the channel, but are not reported)"};
@@ -454,7 +468,10 @@ const std::vector<command>& commands() {
         "Fetches up to --count messages with basic.get and prints each one. Without\n"
         "--ack or --no-ack the messages stay in the queue: they are held unacked while\n"
         "reading (so each get sees the next one), then nacked with requeue, and come\n"
-        "back marked redelivered.",
+        "back marked redelivered.\n\n"
+        "Each body is printed on a line of its own with control characters, backslashes\n"
+        "and bytes that are not UTF-8 escaped (\\n, \\t, \\\\, \\x1b...), so that no body\n"
+        "can pass for other output or drive the terminal; --raw prints it as it came.",
         {"queue"},
         {
             {"queue", "NAME", "the queue (required)"},
@@ -469,6 +486,7 @@ const std::vector<command>& commands() {
              "print one JSON object per message: exchange,\nrouting_key, redelivered, "
              "delivery_tag, properties\n(those present; headers typed) and body, or\n"
              "body_base64 when the body is not valid UTF-8"},
+            raw_option,
         },
         typed_values_help},
        run_get},
@@ -476,7 +494,8 @@ const std::vector<command>& commands() {
         "consume messages from a queue and print them",
         "Consumes from a queue and prints each message as it arrives, acknowledging it\n"
         "after printing, until --count messages have arrived, the broker cancels the\n"
-        "consumer, or SIGINT/SIGTERM.",
+        "consumer, or SIGINT/SIGTERM. Bodies are printed escaped, as get prints them\n"
+        "(see get --help).",
         {"queue"},
         {
             {"queue", "NAME", "the queue (required)"},
@@ -491,6 +510,7 @@ const std::vector<command>& commands() {
             argument_option,
             arguments_json_option,
             {"json", "", "print one JSON object per message (see get --help)"},
+            raw_option,
         },
         typed_values_help},
        run_consume},
@@ -662,21 +682,9 @@ int run_one(const command& c, const parsed_args& a, std::string uri) {
       status = result;
       return;
     }
-    try {
-      std::rethrow_exception(e);
-    } catch (const usage_error& err) {
-      note(name, std::string(err.what()) + " (see warren " + std::string(name) + " --help)");
-      status = exit_usage;
-    } catch (const value_error& err) {
-      note(name, err.what());
-      status = exit_usage;
-    } catch (const error& err) {
-      note(name, err.info().describe());
-      status = err.code() == errc::bad_uri ? exit_usage : exit_error;
-    } catch (const std::exception& err) {
-      note(name, err.what());
-      status = exit_error;
-    }
+    const failure f = failure_of(name, e);
+    to_stderr(f.line);
+    status = f.status;
   });
   io.run();
   return status;
@@ -707,8 +715,8 @@ int run_command_line(const std::vector<std::string>& args) {
     } else if (a.starts_with("--uri=")) {
       uri = a.substr(6);
     } else {
-      std::fprintf(stderr, "warren: unknown option '%s' before the command (see warren --help)\n",
-                   a.c_str());
+      to_stderr("warren: unknown option '" + printable(a) +
+                "' before the command (see warren --help)\n");
       return exit_usage;
     }
   }
@@ -721,7 +729,7 @@ int run_command_line(const std::vector<std::string>& args) {
   for (const auto& c : commands())
     if (c.spec.name == name) cmd = &c;
   if (cmd == nullptr) {
-    std::fprintf(stderr, "warren: unknown command '%s' (see warren --help)\n", name.c_str());
+    to_stderr("warren: unknown command '" + printable(name) + "' (see warren --help)\n");
     return exit_usage;
   }
   const std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1,

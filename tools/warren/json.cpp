@@ -27,9 +27,6 @@ json_error::json_error(std::size_t line, std::size_t column, const std::string& 
       line_(line),
       column_(column) {}
 
-namespace {
-
-// Length of the well-formed UTF-8 sequence at s[i], or 0 if there is none.
 std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
   const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = byte(i);
@@ -55,6 +52,8 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
     if ((byte(i + k) & 0xC0) != 0x80) return 0;
   return n;
 }
+
+namespace {
 
 void append_utf8(std::string& out, std::uint32_t cp) {
   if (cp < 0x80) {
@@ -355,6 +354,13 @@ void write_json_string(std::string& out, std::string_view s) {
         out.push_back(hex[c >> 4]);
         out.push_back(hex[c & 0xF]);
         ++i;
+      } else if (const auto c1 = static_cast<unsigned char>(s[i + 1]);
+                 n == 2 && c == 0xC2 && c1 < 0xA0) {
+        // A C1 control (U+0080..U+009F): some terminals obey it even as UTF-8.
+        out += "\\u00";
+        out.push_back(hex[c1 >> 4]);
+        out.push_back(hex[c1 & 0xF]);
+        i += 2;
       } else {
         out.append(s.substr(i, n));
         i += n;
@@ -370,7 +376,7 @@ void write_json_string(std::string& out, std::string_view s) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (c < 0x20) {
+        if (c < 0x20 || c == 0x7F) {
           out += "\\u00";
           out.push_back(hex[c >> 4]);
           out.push_back(hex[c & 0xF]);

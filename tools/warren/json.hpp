@@ -10,6 +10,9 @@
 // "surrogateescape" convention), and the parser turns such an escape back into
 // that byte, so any byte string survives a print/parse round trip. Any other
 // lone surrogate is an error.
+//
+// The printer escapes every control character, DEL and the C1 controls
+// U+0080..U+009F included, so JSON output is safe to show on a terminal.
 #pragma once
 
 #include <cstddef>
@@ -107,5 +110,7 @@ bool is_json_number(std::string_view t) noexcept;
 
 // Whether `s` is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF).
 bool is_utf8(std::string_view s) noexcept;
+// Length of the well-formed UTF-8 sequence at s[i], or 0 if there is none.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept;
 
 }  // namespace warren::cli
