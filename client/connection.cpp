@@ -1,291 +1,23 @@
 #include "warren/client/connection.hpp"
 
-#include <asio/experimental/as_tuple.hpp>
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/co_spawn.hpp>
 #include <asio/connect.hpp>
-#include <asio/detached.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/ip/tcp.hpp>
-#include <asio/post.hpp>
-#include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <asio/write.hpp>
 
 #include "warren/client/core.hpp"
+#include "warren/client/driver.hpp"
+#include "warren/client/tcp_transport.hpp"
 #include "warren/client/timeout.hpp"
 
 namespace warren {
 namespace detail {
 
-using asio::use_awaitable;
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
-[[noreturn]] void throw_error(error_info e) { throw error(std::move(e)); }
-
-error_info make_info(std::error_code ec, std::string text) {
-  error_info e;
-  e.code = ec;
-  e.text = std::move(text);
-  return e;
-}
-
-// Receive batching needs Linux's wake-up when the low-water mark is lowered;
-// elsewhere a batch could wait for data that never comes, so it is ignored.
-#if defined(__linux__)
-constexpr bool receive_batching_supported = true;
-#else
-constexpr bool receive_batching_supported = false;
-#endif
-
-// Owns the socket and the core; runs the reader and heartbeat loops and flushes output.
-class connection_impl : public std::enable_shared_from_this<connection_impl> {
- public:
-  connection_impl(asio::any_io_executor ex, core_config cfg, connect_options opts)
-      : ex_(ex),
-        socket_(ex),
-        core_(std::move(cfg)),
-        reader_wake_(ex),
-        heartbeat_timer_(ex),
-        linger_timer_(ex),
-        batch_timer_(ex),
-        opts_(std::move(opts)),
-        batch_bytes_(receive_batching_supported ? opts_.receive_batch_bytes : 0) {}
-
-  // Runs one core operation: `init(id, completion)` starts it; the result is
-  // delivered on the caller's executor, never inline from the parser.
-  // g++ 12 destroys temporaries with captures inside a co_await expression
-  // twice; every awaitable here is built as a named object first.
-  // Checked: a failed operation throws its error instead of returning it.
-  template <bool Checked = false, class Init>
-  asio::awaitable<op_result> op(Init init) {
-    auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
-      auto slot = asio::get_associated_cancellation_slot(handler);
-      const std::uint64_t id = self->core_.next_op_id();
-      if (slot.is_connected()) {
-        std::weak_ptr<connection_impl> weak = self;
-        slot.assign([weak, id](asio::cancellation_type) {
-          if (auto s = weak.lock()) {
-            s->core_.cancel_op(id);
-            s->after_core_call();
-          }
-        });
-      }
-      auto ex = asio::get_associated_executor(handler, self->ex_);
-      init(id, completion([h = std::move(handler), ex](op_result&& r) mutable {
-        asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
-      }));
-      // The caller now waits on the broker, so nothing would join its bytes
-      // before a posted flush: they go out at once.
-      if (self->core_.has_output() && !self->writing_) self->flush();
-      self->after_core_call();
-    };
-    auto pending = asio::async_initiate<decltype(use_awaitable), void(op_result)>(
-        std::move(initiation), use_awaitable);
-    op_result r = co_await std::move(pending);
-    if constexpr (Checked) {
-      if (r.error) throw_error(std::move(r.error));
-    }
-    co_return r;
-  }
-
-  // Not a coroutine itself: one frame per operation, not two.
-  template <class Init>
-  asio::awaitable<op_result> checked_op(Init init) {
-    return op<true>(std::move(init));
-  }
-
-  // The core may have queued output, closed, or freed stream space.
-  void after_core_call() {
-    if (core_.has_output() || core_.is_closed()) schedule_flush();
-    if (reader_waiting_ && !core_.reading_paused()) reader_wake_.cancel();
-  }
-
-  void start_loops() {
-    auto self = shared_from_this();
-    // Non-blocking at the user level, so that flush()'s write_some returns
-    // would_block instead of waiting for room.
-    std::error_code ec;
-    socket_.non_blocking(true, ec);
-    if (ec) core_.on_transport_error(ec, "cannot make the socket non-blocking: " + ec.message());
-    asio::co_spawn(ex_, self->reader(), asio::detached);
-    if (batch_bytes_ != 0) asio::co_spawn(ex_, self->batch_guard(), asio::detached);
-  }
-
-  void start_heartbeats() {
-    if (core_.heartbeat() != 0) asio::co_spawn(ex_, shared_from_this()->heartbeats(), asio::detached);
-  }
-
-  asio::awaitable<void> reader() {
-    auto self = shared_from_this();
-    while (!core_.is_closed()) {
-      if (core_.reading_paused()) {
-        reader_wake_.expires_at(asio::steady_timer::time_point::max());
-        reader_waiting_ = true;
-        co_await reader_wake_.async_wait(tuple_awaitable);
-        reader_waiting_ = false;
-        continue;
-      }
-      auto room = core_.read_buffer(64 * 1024);
-      auto [ec, n] =
-          co_await socket_.async_read_some(asio::buffer(room.data(), room.size()), tuple_awaitable);
-      if (ec) {
-        core_.on_transport_error(ec, ec == asio::error::eof
-                                         ? "the broker closed the connection"
-                                         : "connection lost: " + ec.message());
-        after_core_call();
-        break;
-      }
-      core_.on_read(n);
-      if (batch_bytes_ != 0) batch_after_read(n);
-      after_core_call();
-    }
-  }
-
-  // Receive batching (connect_options::receive_batch_bytes). The reader
-  // notes when it last read and starts a batch on a big read; the guard ends
-  // the batch once receive_batch_wait has passed since the last read.
-  // Lowering SO_RCVLOWAT makes Linux signal the waiting read at once when
-  // data is already queued.
-  void batch_after_read(std::size_t n) {
-    last_read_ = std::chrono::steady_clock::now();
-    if (batching_ || n < std::min<std::size_t>(batch_bytes_, 1024)) return;
-    set_receive_low_watermark(static_cast<int>(batch_bytes_));
-    batching_ = true;
-    batch_timer_.cancel();  // the guard arms its deadline
-  }
-
-  void set_receive_low_watermark(int bytes) {
-    std::error_code ignored;
-    socket_.set_option(asio::socket_base::receive_low_watermark(bytes), ignored);
-  }
-
-  asio::awaitable<void> batch_guard() {
-    auto self = shared_from_this();
-    while (!core_.is_closed() && !socket_closed_) {
-      // Never long enough to make a heartbeat look late: at most a quarter
-      // of the negotiated interval.
-      auto wait = opts_.receive_batch_wait;
-      if (const std::uint16_t hb = core_.heartbeat(); hb != 0)
-        wait = std::min<std::chrono::microseconds>(wait, std::chrono::milliseconds(250) * hb);
-      if (batching_)
-        batch_timer_.expires_at(last_read_ + wait);
-      else
-        batch_timer_.expires_at(asio::steady_timer::time_point::max());
-      co_await batch_timer_.async_wait(tuple_awaitable);
-      if (batching_ && std::chrono::steady_clock::now() >= last_read_ + wait) {
-        batching_ = false;
-        set_receive_low_watermark(1);
-      }
-    }
-  }
-
-  // Output. Core calls queue bytes; the first one after a write posts one
-  // flush, so everything queued until it runs goes out in one send, made
-  // right there (non-blocking). Only what the socket cannot take at once is
-  // left to an asynchronous write. Once the core is closed and everything
-  // is written, the flush closes the socket.
-  void schedule_flush() {
-    if (flush_posted_ || writing_ || socket_closed_) return;
-    flush_posted_ = true;
-    asio::post(ex_, [self = shared_from_this()] { self->flush(); });
-  }
-
-  void flush() {
-    flush_posted_ = false;
-    if (writing_ || socket_closed_) return;
-    if (!core_.has_output()) {
-      if (core_.is_closed()) close_socket();
-      return;
-    }
-    core_.take_output(write_buf_);
-    std::error_code ec;
-    std::size_t n = socket_.write_some(asio::buffer(write_buf_.data(), write_buf_.size()), ec);
-    if (ec == asio::error::would_block || ec == asio::error::try_again) {
-      ec.clear();
-      n = 0;
-    }
-    if (ec) return write_failed(ec);
-    if (n == write_buf_.size()) {
-      write_buf_.clear();
-      after_core_call();
-      return;
-    }
-    writing_ = true;
-    auto rest = asio::buffer(write_buf_.data() + n, write_buf_.size() - n);
-    asio::async_write(socket_, rest, [self = shared_from_this()](std::error_code ec, std::size_t) {
-      self->writing_ = false;
-      self->write_buf_.clear();
-      if (ec) return self->write_failed(ec);
-      self->after_core_call();
-    });
-  }
-
-  void write_failed(const std::error_code& ec) {
-    write_buf_.clear();
-    core_.on_transport_error(ec, "connection lost while writing: " + ec.message());
-    close_socket();
-  }
-
-  asio::awaitable<void> heartbeats() {
-    auto self = shared_from_this();
-    const auto period = std::chrono::milliseconds(500 * std::uint32_t{core_.heartbeat()});
-    while (!core_.is_closed()) {
-      heartbeat_timer_.expires_after(period);
-      co_await heartbeat_timer_.async_wait(tuple_awaitable);
-      if (core_.is_closed()) break;
-      core_.heartbeat_tick();
-      after_core_call();
-    }
-  }
-
-  void close_socket() {
-    if (socket_closed_) return;
-    socket_closed_ = true;
-    std::error_code ignored;
-    socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-    heartbeat_timer_.cancel();
-    reader_wake_.cancel();
-    linger_timer_.cancel();
-    batch_timer_.cancel();
-  }
-
-  // The last user handle is gone: close politely, and in any case soon.
-  void abandon() {
-    if (core_.is_closed()) {
-      after_core_call();
-      return;
-    }
-    core_.close(200, "connection released by the client", 0, {});
-    after_core_call();
-    auto self = shared_from_this();
-    linger_timer_.expires_after(std::chrono::seconds(5));
-    linger_timer_.async_wait([self](std::error_code) { self->close_socket(); });
-  }
-
-  asio::any_io_executor ex_;
-  asio::ip::tcp::socket socket_;
-  connection_core core_;
-  asio::steady_timer reader_wake_;
-  asio::steady_timer heartbeat_timer_;
-  asio::steady_timer linger_timer_;
-  asio::steady_timer batch_timer_;
-  connect_options opts_;
-  std::size_t batch_bytes_;  // 0: receive batching off
-  std::chrono::steady_clock::time_point last_read_{};
-  bool batching_ = false;
-  byte_buffer write_buf_;
-  bool flush_posted_ = false;  // a flush() is queued on ex_
-  bool writing_ = false;       // an asynchronous write holds write_buf_
-  bool reader_waiting_ = false;
-  bool socket_closed_ = false;
-};
-
 struct connection_handle {
-  std::shared_ptr<connection_impl> impl;
+  std::shared_ptr<driver> impl;
   connection_handle() = default;
   connection_handle(const connection_handle&) = delete;
   connection_handle& operator=(const connection_handle&) = delete;
@@ -300,7 +32,7 @@ struct channel_handle {
   channel_handle() = default;
   channel_handle(const channel_handle&) = delete;
   channel_handle& operator=(const channel_handle&) = delete;
-  connection_impl& impl() const noexcept { return *conn->impl; }
+  driver& impl() const noexcept { return *conn->impl; }
   connection_core& core() const noexcept { return conn->impl->core_; }
   ~channel_handle() {
     // A channel nobody can reach any more is closed so its id is reused.
@@ -351,62 +83,51 @@ asio::awaitable<connection> connect(connection_params params, const connect_opti
   cfg.params = params;
   cfg.connection_name = options.connection_name;
   cfg.max_body_size = options.max_body_size;
-  auto impl = std::make_shared<detail::connection_impl>(ex, std::move(cfg), options);
+  auto d = std::make_shared<detail::driver>(ex, std::move(cfg), options);
   const std::string where = params.host + ":" + std::to_string(params.port);
+  const auto deadline = std::chrono::steady_clock::now() + params.connection_timeout;
 
-  auto establish = [impl, params, where]() -> asio::awaitable<op_result> {
-    asio::ip::tcp::resolver resolver(impl->ex_);
+  // Resolving and connecting share the connection_timeout with the handshake.
+  auto reach = [ex, params, where]() -> asio::awaitable<asio::ip::tcp::socket> {
+    asio::ip::tcp::resolver resolver(ex);
     auto [rec, endpoints] = co_await resolver.async_resolve(
         params.host, std::to_string(params.port), detail::tuple_awaitable);
-    if (rec) {
-      op_result r;
-      r.error = detail::make_info(rec, "cannot resolve " + params.host + ": " + rec.message());
-      co_return r;
-    }
-    auto [cec, ep] = co_await asio::async_connect(impl->socket_, endpoints, detail::tuple_awaitable);
-    if (cec) {
-      op_result r;
-      r.error = detail::make_info(cec, "cannot connect to " + where + ": " + cec.message());
-      co_return r;
-    }
-    impl->socket_.set_option(asio::ip::tcp::no_delay(true));
-    impl->start_loops();
-    detail::connection_impl* raw = impl.get();
-    auto start = [raw](std::uint64_t id, detail::completion done) {
-      raw->core_.start(std::move(done), id);
-    };
-    auto pending = impl->op(start);
-    op_result opened = co_await std::move(pending);
-    co_return opened;
+    if (rec) detail::throw_error(detail::make_info(rec, "cannot resolve " + params.host + ": " + rec.message()));
+    asio::ip::tcp::socket socket(ex);
+    auto [cec, ep] = co_await asio::async_connect(socket, endpoints, detail::tuple_awaitable);
+    if (cec) detail::throw_error(detail::make_info(cec, "cannot connect to " + where + ": " + cec.message()));
+    co_return socket;
   };
-
-  op_result r;
-  try {
-    if (params.connection_timeout.count() > 0)
-      r = co_await with_timeout(establish(), params.connection_timeout);
-    else
-      r = co_await establish();
-  } catch (const error& e) {
-    if (e.code() != errc::timeout) {
-      impl->close_socket();
-      throw;
+  std::optional<asio::ip::tcp::socket> socket;
+  if (params.connection_timeout.count() > 0) {
+    try {
+      auto pending = reach();
+      socket.emplace(co_await with_timeout(std::move(pending), params.connection_timeout));
+    } catch (const error& e) {
+      if (e.code() != errc::timeout) throw;
+      detail::throw_error(detail::make_info(
+          errc::timeout, "no AMQP connection to " + where + " within " +
+                             std::to_string(params.connection_timeout.count()) + " ms"));
     }
-    impl->core_.on_transport_error(e.code(), "connection attempt timed out");
-    impl->close_socket();
-    detail::throw_error(detail::make_info(
-        errc::timeout, "no AMQP connection to " + where + " within " +
-                           std::to_string(params.connection_timeout.count()) + " ms"));
+  } else {
+    auto pending = reach();
+    socket.emplace(co_await std::move(pending));
   }
-  if (r.error) {
-    impl->after_core_call();  // the flush writes close-ok, then closes the socket
-    if (impl->core_.current_phase() == detail::connection_core::phase::idle) impl->close_socket();
-    detail::throw_error(std::move(r.error));
-  }
-  impl->start_heartbeats();
-  auto handle = std::make_shared<detail::connection_handle>();
-  handle->impl = std::move(impl);
-  co_return connection(std::move(handle));
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (params.connection_timeout.count() > 0 && left.count() <= 0) left = std::chrono::milliseconds(1);
+  if (params.connection_timeout.count() <= 0) left = std::chrono::milliseconds(0);
+  auto pending = d->open(std::make_unique<detail::tcp_transport>(std::move(*socket)), left);
+  co_await std::move(pending);
+  co_return detail::make_connection(std::move(d));
 }
+
+namespace detail {
+connection make_connection(std::shared_ptr<driver> d) {
+  auto handle = std::make_shared<connection_handle>();
+  handle->impl = std::move(d);
+  return connection(std::move(handle));
+}
+}  // namespace detail
 
 // ---- connection ------------------------------------------------------------
 
@@ -854,6 +575,10 @@ asio::awaitable<void> channel::confirm_select(std::size_t window) {
     h.core().confirm_select(h.id, id, std::move(done));
   });
   h.core().set_confirm_window(h.id, window);
+}
+
+std::uint64_t channel::returns_dropped() const noexcept {
+  return handle_ ? handle_->core().returns_dropped(handle_->id) : 0;
 }
 
 bool channel::in_confirm_mode() const noexcept {

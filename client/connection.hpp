@@ -47,8 +47,9 @@
 
 namespace warren {
 
+class connection;
 namespace detail {
-class connection_impl;
+class driver;
 struct connection_handle;
 struct channel_handle;
 struct consumer_state;
@@ -75,6 +76,12 @@ struct connect_options {
   // 4.18 or later; on other systems the option is ignored.
   std::size_t receive_batch_bytes = 0;
   std::chrono::microseconds receive_batch_wait{1000};
+  // How long a synchronous request (declare, bind, get, qos, channel.close,
+  // connection.close...) waits for the broker's reply; 0 waits for ever.
+  // A late reply fails the request with errc::timeout and closes its
+  // channel (the connection, for connection-level methods): after a lost
+  // reply the channel's replies can no longer be matched to requests.
+  std::chrono::milliseconds request_timeout{60000};
 };
 
 enum class connection_event_type : std::uint8_t { blocked, unblocked };
@@ -85,6 +92,9 @@ struct connection_notice {
 
 class channel;
 class consumer;
+namespace detail {
+connection make_connection(std::shared_ptr<driver> d);
+}
 
 class connection {
  public:
@@ -116,6 +126,7 @@ class connection {
 
  private:
   friend asio::awaitable<connection> connect(connection_params, const connect_options&);
+  friend connection detail::make_connection(std::shared_ptr<detail::driver>);
   explicit connection(std::shared_ptr<detail::connection_handle> h) : handle_(std::move(h)) {}
   std::shared_ptr<detail::connection_handle> handle_;
 };
@@ -259,8 +270,13 @@ class channel {
   // Waits until every publish so far is confirmed; returns the tallies since
   // the previous call.
   asio::awaitable<confirm_summary> wait_for_confirms();
-  // The next basic.return (unroutable mandatory publish), in order.
+  // The next basic.return (unroutable mandatory publish), in order. A
+  // confirm-mode publish() learns of its own return in its outcome, so that
+  // return is not queued here too. At most 1024 returns wait to be read;
+  // later ones are dropped (never blocking the connection) and counted.
   asio::awaitable<returned_message> next_return();
+  // Returns dropped because nobody read next_return() in time.
+  std::uint64_t returns_dropped() const noexcept;
 
   // confirm.select; `window` bounds the unconfirmed publishes of
   // publish_pipelined (0 = unbounded).

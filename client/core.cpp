@@ -1349,6 +1349,10 @@ void connection_core::protocol_error(reply_code code, std::error_code ec, std::s
   fail_all(why);
 }
 
+void connection_core::abort(const error_info& why) {
+  if (phase_ != phase::closed) fail_all(why);
+}
+
 void connection_core::on_transport_error(std::error_code ec, std::string text) {
   if (phase_ == phase::closed) return;
   if (phase_ == phase::closing) {

@@ -193,6 +193,8 @@ class connection_core {
 
   // The socket failed or the peer hung up.
   void on_transport_error(std::error_code ec, std::string text = {});
+  // The driver failed: everything pending fails with `why`.
+  void abort(const error_info& why);
 
   // Negotiated heartbeat in seconds (0 = off). The driver calls
   // heartbeat_tick() every interval/2; the core queues a heartbeat frame if

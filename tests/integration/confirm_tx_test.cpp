@@ -107,11 +107,8 @@ TEST_CASE("confirms: a mandatory unroutable publish comes back as returned (retu
     CHECK(out.sequence == 1);
     CHECK(out.reply_code == 312);
     CHECK(out.reply_text == "NO_ROUTE");
-    // The returned message itself is there to read.
-    auto r = co_await with_timeout(ch.next_return(), 5s);
-    CHECK(r.reply_code == 312);
-    CHECK(r.body == "bounce");
-    CHECK(r.routing_key == nowhere);
+    // publish() reported the return: next_return() does not get it again
+    // (the first return it hands out below is a pipelined one).
 
     // Routable mandatory publishes are plain acks.
     const auto ok = co_await ch.publish("", q.queue, "lands", {.mandatory = true});

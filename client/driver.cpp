@@ -1,0 +1,277 @@
+#include "warren/client/driver.hpp"
+
+#include <algorithm>
+#include <exception>
+
+#include "warren/client/timeout.hpp"
+
+namespace warren::detail {
+
+[[noreturn]] void throw_error(error_info e) { throw error(std::move(e)); }
+
+error_info make_info(std::error_code ec, std::string text) {
+  error_info e;
+  e.code = ec;
+  e.text = std::move(text);
+  return e;
+}
+
+namespace {
+core_config with_options(core_config cfg, const connect_options& opts) {
+  cfg.request_timeout = opts.request_timeout;
+  return cfg;
+}
+}  // namespace
+
+driver::driver(asio::any_io_executor ex, core_config cfg, connect_options opts)
+    : ex_(ex),
+      core_(with_options(std::move(cfg), opts)),
+      opts_(std::move(opts)),
+      heartbeat_timer_(ex),
+      deadline_timer_(ex),
+      linger_timer_(ex),
+      batch_timer_(ex) {}
+
+driver::~driver() = default;
+
+template <class F>
+void driver::guarded(F&& step) noexcept {
+  try {
+    step();
+  } catch (const std::exception& e) {
+    internal_failure(e.what());
+  } catch (...) {
+    internal_failure("unknown exception");
+  }
+}
+
+void driver::internal_failure(const char* what) noexcept {
+  try {
+    core_.abort(make_info(errc::internal_error, std::string("the connection failed inside the client: ") + what));
+  } catch (...) {
+  }
+  close_transport();
+}
+
+asio::awaitable<void> driver::open(std::unique_ptr<transport> t, std::chrono::milliseconds timeout) {
+  transport_ = std::move(t);
+  if (opts_.receive_batch_bytes != 0 && transport_->can_batch()) batch_bytes_ = opts_.receive_batch_bytes;
+  start_read();
+  arm_deadline_tick();
+  if (batch_bytes_ != 0) arm_batch_guard();
+  auto start = [this](std::uint64_t id, completion done) { core_.start(std::move(done), id); };
+  op_result r;
+  try {
+    if (timeout.count() > 0) {
+      auto pending = op(start);
+      r = co_await with_timeout(std::move(pending), timeout);
+    } else {
+      auto pending = op(start);
+      r = co_await std::move(pending);
+    }
+  } catch (const error& e) {
+    if (e.code() != errc::timeout) {
+      close_transport();
+      throw;
+    }
+    core_.on_transport_error(e.code(), "connection attempt timed out");
+    close_transport();
+    throw_error(make_info(errc::timeout, "no AMQP connection to " + transport_->describe() +
+                                             " within " + std::to_string(timeout.count()) + " ms"));
+  }
+  if (r.error) {
+    after_core_call();  // the flush writes close-ok, then closes the transport
+    if (core_.current_phase() == connection_core::phase::idle) close_transport();
+    throw_error(std::move(r.error));
+  }
+  arm_heartbeat();
+}
+
+// ---- reading -----------------------------------------------------------------
+
+void driver::start_read() {
+  if (reading_ || closed_ || core_.is_closed()) return;
+  if (core_.reading_paused()) {
+    read_paused_ = true;
+    return;
+  }
+  read_paused_ = false;
+  auto room = core_.read_buffer(64 * 1024);
+  reading_ = true;
+  transport_->async_read_some(room, shared_from_this());
+}
+
+void driver::resume_reading() {
+  read_paused_ = false;
+  guarded([&] { start_read(); });
+}
+
+void driver::on_read(std::error_code ec, std::size_t n) {
+  reading_ = false;
+  if (closed_) return;
+  guarded([&] {
+    if (ec) {
+      core_.on_transport_error(ec, ec == asio::error::eof ? "the broker closed the connection"
+                                                          : "connection lost: " + ec.message());
+      after_core_call();
+      return;
+    }
+    core_.on_read(n);
+    if (batch_bytes_ != 0) batch_after_read(n);
+    after_core_call();
+    start_read();
+  });
+}
+
+// Receive batching (connect_options::receive_batch_bytes). The reader notes
+// when it last read and starts a batch on a big read; the guard ends the
+// batch once receive_batch_wait has passed since the last read. Lowering
+// SO_RCVLOWAT makes Linux signal the waiting read at once when data is
+// already queued.
+void driver::batch_after_read(std::size_t n) {
+  last_read_ = std::chrono::steady_clock::now();
+  if (batching_ || n < std::min<std::size_t>(batch_bytes_, 1024)) return;
+  transport_->set_receive_low_watermark(static_cast<int>(batch_bytes_));
+  batching_ = true;
+  batch_timer_.cancel();  // the guard arms its deadline
+}
+
+void driver::arm_batch_guard() {
+  if (core_.is_closed() || closed_) return;
+  // Never long enough to make a heartbeat look late: at most a quarter of
+  // the negotiated interval.
+  auto wait = opts_.receive_batch_wait;
+  if (const std::uint16_t hb = core_.heartbeat(); hb != 0)
+    wait = std::min<std::chrono::microseconds>(wait, std::chrono::milliseconds(250) * hb);
+  if (batching_)
+    batch_timer_.expires_at(last_read_ + wait);
+  else
+    batch_timer_.expires_at(asio::steady_timer::time_point::max());
+  batch_timer_.async_wait([self = shared_from_this(), wait](std::error_code) {
+    self->guarded([&] {
+      if (self->batching_ && std::chrono::steady_clock::now() >= self->last_read_ + wait) {
+        self->batching_ = false;
+        self->transport_->set_receive_low_watermark(1);
+      }
+      self->arm_batch_guard();
+    });
+  });
+}
+
+// ---- writing -----------------------------------------------------------------
+
+// Core calls queue bytes; the first one after a write posts one flush, so
+// everything queued until it runs goes out in one send, made right there
+// (non-blocking). Only what the transport cannot take at once is left to an
+// asynchronous write. Once the core is closed and everything is written, the
+// flush closes the transport; a write still pending then is abandoned, since
+// a peer that does not read must not keep the connection alive.
+void driver::schedule_flush() {
+  if (closed_) return;
+  if (writing_) {
+    if (core_.is_closed()) close_transport();
+    return;
+  }
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  asio::post(ex_, [self = shared_from_this()] { self->guarded([&] { self->flush(); }); });
+}
+
+void driver::flush() {
+  flush_posted_ = false;
+  if (writing_ || closed_) return;
+  if (!core_.has_output()) {
+    if (core_.is_closed()) close_transport();
+    return;
+  }
+  core_.take_output(write_buf_);
+  std::error_code ec;
+  std::size_t n = transport_->write_some(write_buf_.view(), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    ec.clear();
+    n = 0;
+  }
+  if (ec) return write_failed(ec);
+  if (n == write_buf_.size()) {
+    write_buf_.clear();
+    after_core_call();
+    return;
+  }
+  writing_ = true;
+  transport_->async_write(write_buf_.view().subspan(n), shared_from_this());
+}
+
+void driver::on_written(std::error_code ec) {
+  writing_ = false;
+  write_buf_.clear();
+  if (closed_) return;
+  guarded([&] {
+    if (ec) return write_failed(ec);
+    after_core_call();
+  });
+}
+
+void driver::write_failed(const std::error_code& ec) {
+  write_buf_.clear();
+  core_.on_transport_error(ec, "connection lost while writing: " + ec.message());
+  close_transport();
+}
+
+void driver::close_transport() {
+  if (closed_) return;
+  closed_ = true;
+  if (transport_) transport_->close();
+  std::error_code ignored;
+  heartbeat_timer_.cancel();
+  deadline_timer_.cancel();
+  linger_timer_.cancel();
+  batch_timer_.cancel();
+}
+
+// ---- timers ------------------------------------------------------------------
+
+void driver::arm_heartbeat() {
+  if (core_.heartbeat() == 0 || core_.is_closed() || closed_) return;
+  heartbeat_timer_.expires_after(std::chrono::milliseconds(500 * std::uint32_t{core_.heartbeat()}));
+  heartbeat_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    if (ec || self->closed_ || self->core_.is_closed()) return;
+    self->guarded([&] {
+      // Paused, the driver reads nothing: what waits unread is the proof of life.
+      const bool unread = self->core_.reading_paused() && self->transport_->unread() > 0;
+      self->core_.heartbeat_tick(unread);
+      self->after_core_call();
+      self->arm_heartbeat();
+    });
+  });
+}
+
+void driver::arm_deadline_tick() {
+  if (!core_.has_deadlines() || core_.is_closed() || closed_) return;
+  const auto period = std::clamp<std::chrono::milliseconds>(core_.request_timeout() / 4,
+                                                            std::chrono::milliseconds(10),
+                                                            std::chrono::milliseconds(1000));
+  deadline_timer_.expires_after(period);
+  deadline_timer_.async_wait([self = shared_from_this()](std::error_code ec) {
+    if (ec || self->closed_ || self->core_.is_closed()) return;
+    self->guarded([&] {
+      self->core_.tick(connection_core::clock::now());
+      self->after_core_call();
+      self->arm_deadline_tick();
+    });
+  });
+}
+
+void driver::abandon() {
+  guarded([&] {
+    if (core_.is_closed()) {
+      after_core_call();
+      return;
+    }
+    core_.close(200, "connection released by the client", 0, {});
+    after_core_call();
+    linger_timer_.expires_after(std::chrono::seconds(5));
+    linger_timer_.async_wait([self = shared_from_this()](std::error_code) { self->close_transport(); });
+  });
+}
+
+}  // namespace warren::detail

@@ -1,0 +1,137 @@
+// The driver: runs one connection_core over one transport on one executor.
+// It moves bytes between the two, flushes output, ticks heartbeats and
+// request deadlines, and batches reads. Private to the library.
+//
+// Every loop is a chain of completion callbacks on the executor, each step
+// guarded: an exception anywhere fails the connection with
+// errc::internal_error and closes the transport, so nothing dies silently.
+#pragma once
+
+#include <asio/async_result.hpp>
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/use_awaitable.hpp>
+#include <chrono>
+#include <memory>
+
+#include "warren/client/connection.hpp"
+#include "warren/client/core.hpp"
+#include "warren/client/transport.hpp"
+
+namespace warren::detail {
+
+[[noreturn]] void throw_error(error_info e);
+error_info make_info(std::error_code ec, std::string text);
+
+class driver final : public transport_sink, public std::enable_shared_from_this<driver> {
+ public:
+  driver(asio::any_io_executor ex, core_config cfg, connect_options opts);
+  ~driver();
+
+  // Starts the loops over `t` and runs the handshake; completes after
+  // connection.open-ok, or throws warren::error (the transport is closed).
+  // `timeout` (0: none) bounds the handshake.
+  asio::awaitable<void> open(std::unique_ptr<transport> t, std::chrono::milliseconds timeout);
+
+  // Runs one core operation: `init(id, completion)` starts it; the result is
+  // delivered on the caller's executor, never inline from the parser.
+  // g++ 12 destroys temporaries with captures inside a co_await expression
+  // twice; every awaitable here is built as a named object first.
+  // Checked: a failed operation throws its error instead of returning it.
+  template <bool Checked = false, class Init>
+  asio::awaitable<op_result> op(Init init) {
+    auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
+      auto slot = asio::get_associated_cancellation_slot(handler);
+      const std::uint64_t id = self->core_.next_op_id();
+      if (slot.is_connected()) {
+        std::weak_ptr<driver> weak = self;
+        slot.assign([weak, id](asio::cancellation_type) {
+          if (auto s = weak.lock()) {
+            s->core_.cancel_op(id);
+            s->after_core_call();
+          }
+        });
+      }
+      auto ex = asio::get_associated_executor(handler, self->ex_);
+      init(id, completion([h = std::move(handler), ex](op_result&& r) mutable {
+        asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
+      }));
+      // The caller now waits on the broker, so nothing would join its bytes
+      // before a posted flush: they go out at once.
+      if (self->core_.has_output() && !self->writing_) self->flush();
+      self->after_core_call();
+    };
+    auto pending = asio::async_initiate<decltype(asio::use_awaitable), void(op_result)>(
+        std::move(initiation), asio::use_awaitable);
+    op_result r = co_await std::move(pending);
+    if constexpr (Checked) {
+      if (r.error) throw_error(std::move(r.error));
+    }
+    co_return r;
+  }
+
+  // Not a coroutine itself: one frame per operation, not two.
+  template <class Init>
+  asio::awaitable<op_result> checked_op(Init init) {
+    return op<true>(std::move(init));
+  }
+
+  // The core may have queued output, closed, or freed stream space: do what
+  // it now needs of the transport.
+  void after_core_call() {
+    if (core_.has_output() || core_.is_closed()) schedule_flush();
+    if (read_paused_ && !core_.reading_paused()) resume_reading();
+  }
+
+  // The last user handle is gone: close politely, and in any case soon.
+  void abandon();
+
+  // transport_sink
+  void on_read(std::error_code ec, std::size_t n) override;
+  void on_written(std::error_code ec) override;
+
+  asio::any_io_executor ex_;
+  connection_core core_;
+  connect_options opts_;
+
+ private:
+  template <class F>
+  void guarded(F&& step) noexcept;
+  void internal_failure(const char* what) noexcept;
+
+  void start_read();
+  void resume_reading();
+  void schedule_flush();
+  void flush();
+  void write_failed(const std::error_code& ec);
+  void close_transport();
+
+  void arm_heartbeat();
+  void arm_deadline_tick();
+  void batch_after_read(std::size_t n);
+  void arm_batch_guard();
+
+  std::unique_ptr<transport> transport_;
+  asio::steady_timer heartbeat_timer_;
+  asio::steady_timer deadline_timer_;
+  asio::steady_timer linger_timer_;
+  asio::steady_timer batch_timer_;
+  std::size_t batch_bytes_ = 0;  // 0: receive batching off
+  std::chrono::steady_clock::time_point last_read_{};
+  bool batching_ = false;
+  byte_buffer write_buf_;
+  bool flush_posted_ = false;  // a flush() is queued on ex_
+  bool writing_ = false;       // an asynchronous write holds write_buf_
+  bool reading_ = false;       // a read is pending on the transport
+  bool read_paused_ = false;   // a stream is full: no read until it drains
+  bool closed_ = false;        // the transport is closed
+};
+
+// The connection handle over a driver that is open (tests build one over an
+// in-memory transport this way).
+connection make_connection(std::shared_ptr<driver> d);
+
+}  // namespace warren::detail
