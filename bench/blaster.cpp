@@ -28,7 +28,7 @@
 #include <thread>
 
 #include "raw_amqp.hpp"
-#include "warren/client/sasl.hpp"
+#include "warren/client/handshake.hpp"
 #include "warren/client/uri.hpp"
 #include "warren/client/wire.hpp"
 
@@ -57,28 +57,28 @@ class raw_connection {
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     parser_.set_frame_max(131072);
 
-    send_all(protocol_header.data(), protocol_header.size());
-    auto start = expect<connection_start>(0);
-    connection_start_ok ok;
-    ok.client_properties.add("product", "warren-blaster");
-    ok.mechanism = "PLAIN";
-    ok.response = sasl_response(sasl_mechanism::plain, p.username, p.password);
-    ok.locale = "en_US";
-    send_method(0, ok);
-    auto tune = expect<connection_tune>(0);
-    connection_tune_ok tok;
-    tok.channel_max = tune.channel_max;
-    tok.frame_max = tune.frame_max == 0 ? 131072 : std::min<std::uint32_t>(tune.frame_max, 131072);
-    tok.heartbeat = 0;
-    frame_max_ = tok.frame_max;
-    send_method(0, tok);
-    connection_open open;
-    open.virtual_host = p.vhost;
-    send_method(0, open);
-    expect<connection_open_ok>(0);
+    // The same handshake as the client's, capped at 128 KiB frames and
+    // without heartbeats.
+    connection_params tuned = p;
+    tuned.frame_max = 131072;
+    tuned.heartbeat = 0;
+    detail::handshake hs(tuned, {}, "warren-blaster");
+    byte_buffer out;
+    hs.begin(out);
+    while (hs.running()) {
+      send_all(out.data(), out.size());
+      out.clear();
+      frame_view f = next_frame(true);
+      if (f.type != frame_type::method || f.channel != 0) continue;
+      any_method m;
+      if (auto ec = decode_method(f.payload, m)) die("handshake: " + ec.message());
+      if (hs.on_method(peek_method_key(f.payload), m, out) == detail::handshake::step::failed)
+        die("handshake: " + hs.error().text);
+    }
+    send_all(out.data(), out.size());
+    frame_max_ = hs.frame_max() == 0 ? 131072 : hs.frame_max();
     send_method(1, channel_open{});
     expect<channel_open_ok>(1);
-    (void)start;
   }
 
   void send_all(const void* data, std::size_t n) {

@@ -2,21 +2,10 @@
 
 #include <algorithm>
 
-#include "warren/client/sasl.hpp"
-#include "warren/client/version.hpp"
 
 namespace warren::detail {
 
 namespace {
-
-constexpr std::uint32_t negotiate_limit(std::uint32_t ours, std::uint32_t theirs,
-                                        std::uint32_t no_limit) {
-  // 0 means "no limit" on either side: the lower of the real limits wins.
-  if (ours == 0 && theirs == 0) return no_limit;
-  if (ours == 0) return theirs;
-  if (theirs == 0) return ours;
-  return std::min(ours, theirs);
-}
 
 op_result failed(const error_info& why) {
   op_result r;
@@ -67,7 +56,8 @@ error_info connection_core::encode_failure(std::string_view method, std::error_c
   return info(ec, std::move(text));
 }
 
-connection_core::connection_core(core_config cfg) : cfg_(std::move(cfg)) {
+connection_core::connection_core(core_config cfg)
+    : cfg_(std::move(cfg)), handshake_(cfg_.params, cfg_.connection_name) {
   channels_.push_back(std::make_unique<channel_state>(cfg_.max_body_size));
 }
 
@@ -75,7 +65,7 @@ void connection_core::start(completion on_open, std::uint64_t id) {
   on_open_ = std::move(on_open);
   open_id_ = id;
   phase_ = phase::start;
-  output_.append(protocol_header.data(), protocol_header.size());
+  handshake_.begin(output_);
 }
 
 void connection_core::on_read(std::size_t n) {
@@ -193,64 +183,26 @@ void connection_core::on_abandoned_channel_frame(const frame_view& f) {
   }
 }
 
-void connection_core::send_start_ok(const connection_start& start) {
-  server_properties_ = start.server_properties;
-  if (start.version_major != 0 || start.version_minor != 9) {
-    fail_all(info(errc::protocol_mismatch, "the server offers AMQP " +
-                                               std::to_string(start.version_major) + "-" +
-                                               std::to_string(start.version_minor)));
+void connection_core::on_handshake_step(handshake::step st) {
+  switch (handshake_.current()) {
+    case handshake::state::tune: phase_ = phase::tune; break;
+    case handshake::state::opening: phase_ = phase::opening; break;
+    default: break;
+  }
+  if (st == handshake::step::failed) {
+    fail_all(handshake_.error());
     return;
   }
-  sasl_mechanism mech{};
-  if (auto ec = choose_mechanism(start.mechanisms, cfg_.params.auth_mechanism, mech)) {
-    fail_all(info(ec, "the server offers SASL mechanisms '" + start.mechanisms +
-                          "', none of which the client is set to use"));
-    return;
-  }
-  connection_start_ok ok;
-  field_table caps;
-  for (const char* cap : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack",
-                          "consumer_cancel_notify", "connection.blocked",
-                          "authentication_failure_close", "per_consumer_qos"})
-    caps.add(cap, true);
-  ok.client_properties.add("product", "warren")
-      .add("version", std::string(version_string))
-      .add("platform", "C++20, standalone Asio")
-      .add("information", "AMQP 0-9-1 client")
-      .add("capabilities", std::move(caps));
-  if (!cfg_.connection_name.empty())
-    ok.client_properties.add("connection_name", cfg_.connection_name);
-  ok.mechanism = std::string(sasl_mechanism_name(mech));
-  ok.response = sasl_response(mech, cfg_.params.username, cfg_.params.password);
-  ok.locale = "en_US";
-  encode_method_frame(output_, 0, ok);
-  phase_ = phase::tune;
-}
-
-void connection_core::on_tune(const connection_tune& tune) {
-  channel_max_ = static_cast<std::uint16_t>(
-      negotiate_limit(cfg_.params.channel_max, tune.channel_max, 0xFFFF));
-  frame_max_ = negotiate_limit(cfg_.params.frame_max, tune.frame_max, 0);
-  if (frame_max_ != 0 && frame_max_ < frame_min_size) frame_max_ = frame_min_size;
-  // Heartbeats: the client's explicit 0 turns them off; otherwise the lower
-  // non-zero interval wins.
-  if (cfg_.params.heartbeat == 0)
-    heartbeat_ = 0;
-  else
-    heartbeat_ = static_cast<std::uint16_t>(negotiate_limit(cfg_.params.heartbeat, tune.heartbeat, 0));
+  if (st != handshake::step::open) return;
+  channel_max_ = handshake_.channel_max();
+  frame_max_ = handshake_.frame_max();
+  heartbeat_ = handshake_.heartbeat();
   // "No limit" from both sides still gets a client limit: one frame header
   // must not be able to make the parser expect gigabytes.
   parser_.set_frame_max(frame_max_ == 0 ? cfg_.unlimited_frame_cap : frame_max_);
-
-  connection_tune_ok ok;
-  ok.channel_max = channel_max_;
-  ok.frame_max = frame_max_;
-  ok.heartbeat = heartbeat_;
-  encode_method_frame(output_, 0, ok);
-  connection_open open;
-  open.virtual_host = cfg_.params.vhost;
-  encode_method_frame(output_, 0, open);
-  phase_ = phase::opening;
+  phase_ = phase::open;
+  op_result ok;
+  complete(on_open_, std::move(ok));
 }
 
 void connection_core::on_connection_method(bytes_view payload) {
@@ -270,24 +222,12 @@ void connection_core::on_connection_method(bytes_view payload) {
   };
   switch (key) {
     case connection_start::key:
-      if (phase_ != phase::start) return wrong_phase();
-      send_start_ok(std::get<connection_start>(m));
-      return;
     case connection_secure::key:
-      fail_all(info(errc::no_common_mechanism,
-                    "the server sent a SASL challenge; the client's mechanisms have none"));
-      return;
     case connection_tune::key:
-      if (phase_ != phase::tune) return wrong_phase();
-      on_tune(std::get<connection_tune>(m));
+    case connection_open_ok::key:
+      if (!handshake_.expects(key)) return wrong_phase();
+      on_handshake_step(handshake_.on_method(key, m, output_));
       return;
-    case connection_open_ok::key: {
-      if (phase_ != phase::opening) return wrong_phase();
-      phase_ = phase::open;
-      op_result ok;
-      complete(on_open_, std::move(ok));
-      return;
-    }
     case connection_close::key: {
       const auto& close = std::get<connection_close>(m);
       error_info why = from_close(close);

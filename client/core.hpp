@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "warren/client/handshake.hpp"
 #include "warren/client/types.hpp"
 #include "warren/client/unique_function.hpp"
 #include "warren/client/uri.hpp"
@@ -221,7 +222,7 @@ class connection_core {
 
   std::uint32_t frame_max() const noexcept { return frame_max_; }
   std::uint16_t channel_max() const noexcept { return channel_max_; }
-  const field_table& server_properties() const noexcept { return server_properties_; }
+  const field_table& server_properties() const noexcept { return handshake_.server_properties(); }
   bool blocked() const noexcept { return blocked_; }
 
   // ---- user operations ---------------------------------------------------
@@ -443,8 +444,7 @@ class connection_core {
   void on_return(channel_state& c, returned_message&& r);
   void deliver(channel_state& c, consumer_state& s);
 
-  void send_start_ok(const connection_start& start);
-  void on_tune(const connection_tune& tune);
+  void on_handshake_step(handshake::step st);
 
   // A protocol violation by the peer: close the connection with `code`.
   void protocol_error(reply_code code, std::error_code ec, std::string text);
@@ -461,6 +461,7 @@ class connection_core {
   void requeue(std::uint16_t ch, std::uint64_t delivery_tag);
 
   core_config cfg_;
+  handshake handshake_;
   phase phase_ = phase::idle;
   frame_parser parser_;
   byte_buffer output_;
@@ -473,7 +474,6 @@ class connection_core {
   std::size_t owed_ = 0;  // bytes of replies queued since the output was last taken
   bool read_since_tick_ = false;
   bool wrote_since_tick_ = false;
-  field_table server_properties_;
   bool blocked_ = false;
   std::size_t full_streams_ = 0;
 

@@ -1,0 +1,126 @@
+#include "warren/client/handshake.hpp"
+
+#include <algorithm>
+
+#include "warren/client/sasl.hpp"
+#include "warren/client/version.hpp"
+#include "warren/codec/frame.hpp"
+
+namespace warren::detail {
+
+namespace {
+
+constexpr std::uint32_t negotiate_limit(std::uint32_t ours, std::uint32_t theirs,
+                                        std::uint32_t no_limit) {
+  // 0 means "no limit" on either side: the lower of the real limits wins.
+  if (ours == 0 && theirs == 0) return no_limit;
+  if (ours == 0) return theirs;
+  if (theirs == 0) return ours;
+  return std::min(ours, theirs);
+}
+
+template <class M>
+void put(byte_buffer& out, const M& m) {
+  writer w(out);
+  const std::size_t start = begin_frame(w, frame_type::method, 0);
+  m.encode(w);
+  finish_frame(w, start);
+}
+
+}  // namespace
+
+handshake::handshake(const connection_params& params, std::string connection_name,
+                     std::string product)
+    : params_(params), connection_name_(std::move(connection_name)), product_(std::move(product)) {}
+
+void handshake::begin(byte_buffer& out) {
+  out.append(protocol_header.data(), protocol_header.size());
+  state_ = state::start;
+}
+
+bool handshake::expects(std::uint32_t key) const noexcept {
+  switch (key) {
+    case connection_start::key: return state_ == state::start;
+    case connection_secure::key: return state_ == state::tune;
+    case connection_tune::key: return state_ == state::tune;
+    case connection_open_ok::key: return state_ == state::opening;
+    default: return false;
+  }
+}
+
+handshake::step handshake::fail(std::error_code ec, std::string text) {
+  state_ = state::failed;
+  error_.code = ec;
+  error_.text = std::move(text);
+  return step::failed;
+}
+
+handshake::step handshake::on_method(std::uint32_t key, const any_method& m, byte_buffer& out) {
+  if (!expects(key))
+    return fail(errc::unexpected_frame, method_name(key >> 16, key & 0xFFFF) + " is not expected now");
+  switch (key) {
+    case connection_start::key: return on_start(std::get<connection_start>(m), out);
+    case connection_secure::key:
+      return fail(errc::no_common_mechanism,
+                  "the server sent a SASL challenge; the client's mechanisms have none");
+    case connection_tune::key: return on_tune(std::get<connection_tune>(m), out);
+    default:
+      state_ = state::open;
+      return step::open;
+  }
+}
+
+handshake::step handshake::on_start(const connection_start& start, byte_buffer& out) {
+  server_properties_ = start.server_properties;
+  if (start.version_major != 0 || start.version_minor != 9)
+    return fail(errc::protocol_mismatch, "the server offers AMQP " +
+                                             std::to_string(start.version_major) + "-" +
+                                             std::to_string(start.version_minor));
+  sasl_mechanism mech{};
+  if (auto ec = choose_mechanism(start.mechanisms, params_.auth_mechanism, mech))
+    return fail(ec, "the server offers SASL mechanisms '" + start.mechanisms +
+                        "', none of which the client is set to use");
+  connection_start_ok ok;
+  field_table caps;
+  for (const char* cap : {"publisher_confirms", "exchange_exchange_bindings", "basic.nack",
+                          "consumer_cancel_notify", "connection.blocked",
+                          "authentication_failure_close", "per_consumer_qos"})
+    caps.add(cap, true);
+  ok.client_properties.add("product", product_)
+      .add("version", std::string(version_string))
+      .add("platform", "C++20, standalone Asio")
+      .add("information", "AMQP 0-9-1 client")
+      .add("capabilities", std::move(caps));
+  if (!connection_name_.empty()) ok.client_properties.add("connection_name", connection_name_);
+  ok.mechanism = std::string(sasl_mechanism_name(mech));
+  ok.response = sasl_response(mech, params_.username, params_.password);
+  ok.locale = "en_US";
+  put(out, ok);
+  state_ = state::tune;
+  return step::more;
+}
+
+handshake::step handshake::on_tune(const connection_tune& tune, byte_buffer& out) {
+  channel_max_ =
+      static_cast<std::uint16_t>(negotiate_limit(params_.channel_max, tune.channel_max, 0xFFFF));
+  frame_max_ = negotiate_limit(params_.frame_max, tune.frame_max, 0);
+  if (frame_max_ != 0 && frame_max_ < frame_min_size) frame_max_ = frame_min_size;
+  // Heartbeats: the client's explicit 0 turns them off; otherwise the lower
+  // non-zero interval wins.
+  if (params_.heartbeat == 0)
+    heartbeat_ = 0;
+  else
+    heartbeat_ = static_cast<std::uint16_t>(negotiate_limit(params_.heartbeat, tune.heartbeat, 0));
+  connection_tune_ok ok;
+  ok.channel_max = channel_max_;
+  ok.frame_max = frame_max_;
+  ok.heartbeat = heartbeat_;
+  put(out, ok);
+  connection_open open;
+  open.virtual_host = params_.vhost;
+  put(out, open);
+  state_ = state::opening;
+  return step::more;
+}
+
+}  // namespace warren::detail
