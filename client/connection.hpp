@@ -43,7 +43,7 @@
 
 #include "warren/client/types.hpp"
 #include "warren/client/uri.hpp"
-#include "warren/client/wire.hpp"
+#include "warren/client/publish.hpp"
 
 namespace warren {
 

@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "warren/client/consumers.hpp"
 #include "warren/client/handshake.hpp"
 #include "warren/client/types.hpp"
 #include "warren/client/unique_function.hpp"
@@ -28,117 +29,6 @@
 #include "warren/proto/methods.hpp"
 
 namespace warren::detail {
-
-enum class connection_event_kind : std::uint8_t { blocked, unblocked };
-struct connection_event {
-  connection_event_kind kind;
-  std::string reason;  // blocked: why the broker blocked publishers
-};
-
-// An optional value kept on the heap. The large, rare parts of an op_result
-// cost one pointer when absent, so the common results (confirms, wake-ups,
-// replies) stay small: small enough for the coroutine frames and posted
-// handlers that carry them to come from Asio's recycled memory, not malloc.
-template <class T>
-class boxed {
- public:
-  boxed() = default;
-  boxed& operator=(T&& v) {
-    p_ = std::make_unique<T>(std::move(v));
-    return *this;
-  }
-  bool has_value() const noexcept { return p_ != nullptr; }
-  explicit operator bool() const noexcept { return has_value(); }
-  T& operator*() noexcept { return *p_; }
-  const T& operator*() const noexcept { return *p_; }
-  T* operator->() noexcept { return p_.get(); }
-  const T* operator->() const noexcept { return p_.get(); }
-  // The value moved out into an optional (empty if there was none).
-  std::optional<T> take() {
-    if (!p_) return std::nullopt;
-    std::optional<T> v(std::move(*p_));
-    p_.reset();
-    return v;
-  }
-
- private:
-  std::unique_ptr<T> p_;
-};
-
-struct op_result {
-  error_info error;
-  // The method that answered a synchronous request. Optional so that the
-  // many results without one (deliveries, confirms) are cheap to move.
-  std::optional<any_method> reply;
-  boxed<message> msg;  // basic.get-ok
-  boxed<returned_message> returned;  // next_return()
-  publish_outcome outcome;     // publish confirms
-  confirm_summary summary;     // wait_for_confirms()
-  boxed<connection_event> event;  // next_event()
-};
-using completion = unique_function<void(op_result&&)>;
-
-// A FIFO of deliveries over a ring of reused slots: no allocation per message
-// once warm (a std::deque allocates a node per message this large). A popped
-// slot is left in place, moved from by its reader, and stays valid until the
-// next push.
-class delivery_ring {
- public:
-  bool empty() const noexcept { return size_ == 0; }
-  std::size_t size() const noexcept { return size_; }
-  message& front() noexcept { return slots_[head_]; }
-  const message& operator[](std::size_t i) const noexcept {
-    return slots_[(head_ + i) & (slots_.size() - 1)];
-  }
-  // The slot to fill next; it may hold an earlier, moved-from message.
-  message& push() {
-    if (size_ == slots_.size()) grow();
-    return slots_[(head_ + size_++) & (slots_.size() - 1)];
-  }
-  void push_back(message&& m) { push() = std::move(m); }
-  message& pop_front() noexcept {
-    message& m = slots_[head_];
-    head_ = (head_ + 1) & (slots_.size() - 1);
-    // Emptied: start again at slot 0, so that a reader keeping up cycles
-    // through a few slots that stay in cache rather than the whole ring.
-    if (--size_ == 0) head_ = 0;
-    return m;
-  }
-  void clear() noexcept {
-    slots_.clear();
-    slots_.shrink_to_fit();
-    head_ = size_ = 0;
-  }
-
- private:
-  void grow() {
-    std::vector<message> bigger(slots_.empty() ? 16 : slots_.size() * 2);
-    for (std::size_t i = 0; i < size_; ++i)
-      bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
-    slots_ = std::move(bigger);
-    head_ = 0;
-  }
-
-  std::vector<message> slots_;  // a power of two in size
-  std::size_t head_ = 0;
-  std::size_t size_ = 0;
-};
-
-// A consumer's delivery stream, shared by the core and the user's handle.
-struct consumer_state {
-  enum class status : std::uint8_t { starting, active, cancelling, ended };
-  std::string tag;
-  std::uint16_t channel = 0;
-  status state = status::starting;
-  std::size_t capacity = 1024;
-  delivery_ring buffer;
-  completion waiter;
-  std::uint64_t waiter_id = 0;
-  bool full = false;      // counted in connection_core's paused-stream tally
-  bool no_ack = false;
-  bool orphan = false;    // its reader is gone: deliveries are handed back
-  error_info end_reason;  // set when the broker or a failure ended the stream
-};
 
 struct core_config {
   connection_params params;
@@ -343,10 +233,6 @@ class connection_core {
     publish_outcome outcome;
     bool settled = false;
     bool mandatory = false;
-  };
-  struct waiter {
-    std::uint64_t id = 0;
-    completion done;
   };
   struct channel_state {
     // abandoned: failed locally after a late reply; channel.close is on the

@@ -4,6 +4,9 @@
 
 namespace warren {
 
+static_assert(detail::publish_method_key == basic_publish::key);
+static_assert(detail::publish_class_id == basic_class_id);
+
 std::error_code decode_content_header(bytes_view payload, content_header& out) {
   reader r(payload);
   out.class_id = r.u16();

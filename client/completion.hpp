@@ -1,0 +1,70 @@
+// What a finished core operation hands back, and the one-shot callback that
+// carries it. Private to the library.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "warren/client/types.hpp"
+#include "warren/client/unique_function.hpp"
+#include "warren/proto/methods.hpp"
+
+namespace warren::detail {
+
+enum class connection_event_kind : std::uint8_t { blocked, unblocked };
+struct connection_event {
+  connection_event_kind kind;
+  std::string reason;  // blocked: why the broker blocked publishers
+};
+
+// An optional value kept on the heap. The large, rare parts of an op_result
+// cost one pointer when absent, so the common results (confirms, wake-ups,
+// replies) stay small: small enough for the coroutine frames and posted
+// handlers that carry them to come from Asio's recycled memory, not malloc.
+template <class T>
+class boxed {
+ public:
+  boxed() = default;
+  boxed& operator=(T&& v) {
+    p_ = std::make_unique<T>(std::move(v));
+    return *this;
+  }
+  bool has_value() const noexcept { return p_ != nullptr; }
+  explicit operator bool() const noexcept { return has_value(); }
+  T& operator*() noexcept { return *p_; }
+  const T& operator*() const noexcept { return *p_; }
+  T* operator->() noexcept { return p_.get(); }
+  const T* operator->() const noexcept { return p_.get(); }
+  // The value moved out into an optional (empty if there was none).
+  std::optional<T> take() {
+    if (!p_) return std::nullopt;
+    std::optional<T> v(std::move(*p_));
+    p_.reset();
+    return v;
+  }
+
+ private:
+  std::unique_ptr<T> p_;
+};
+
+struct op_result {
+  error_info error;
+  // The method that answered a synchronous request. Optional so that the
+  // many results without one (deliveries, confirms) are cheap to move.
+  std::optional<any_method> reply;
+  boxed<message> msg;  // basic.get-ok
+  boxed<returned_message> returned;  // next_return()
+  publish_outcome outcome;     // publish confirms
+  confirm_summary summary;     // wait_for_confirms()
+  boxed<connection_event> event;  // next_event()
+};
+using completion = unique_function<void(op_result&&)>;
+
+// A pending operation: the id cancel_op() knows it by, and its completion.
+struct waiter {
+  std::uint64_t id = 0;
+  completion done;
+};
+
+}  // namespace warren::detail

@@ -1,0 +1,169 @@
+// The publish encoder: basic.publish, its content header and the body frames
+// in one contiguous buffer, and prepared_publish for many messages alike.
+// Public (channel::prepare_publish returns one), so it does without the
+// generated method header.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "warren/codec/bytes.hpp"
+#include "warren/codec/frame.hpp"
+#include "warren/proto/properties.hpp"
+
+namespace warren {
+
+namespace detail {
+// basic.publish (class 60, method 40); wire.cpp checks them against proto/.
+inline constexpr std::uint16_t publish_class_id = 60;
+inline constexpr std::uint32_t publish_method_key = (60u << 16) | 40u;
+}  // namespace detail
+
+// What a basic.publish carries besides its properties and body.
+struct publish_frame_args {
+  std::uint16_t channel = 1;
+  std::string_view exchange;
+  std::string_view routing_key;
+  bool mandatory = false;
+  bool immediate = false;
+};
+
+namespace detail {
+
+// encode_publish for what its one-pass path leaves out: a headers table, or a
+// string too long for a shortstr. Same contract.
+std::error_code encode_publish_general(byte_buffer& out, const publish_frame_args& args,
+                                       const basic_properties& props, bytes_view body,
+                                       std::uint32_t frame_max);
+
+// copy_bytes, forced inline: in a function this size the compiler would
+// otherwise call it out of line for every short string.
+[[gnu::always_inline]] inline void copy_short(std::uint8_t* d, const void* s,
+                                              std::size_t n) noexcept {
+  copy_bytes(d, s, n);
+}
+
+// Writes the method frame and the start of the content header frame (all but
+// its size, which the caller patches in at offset 3) at p; returns where the
+// properties go.
+[[gnu::always_inline]] inline std::uint8_t* put_publish_head(std::uint8_t* p,
+                                                             const publish_frame_args& args,
+                                                             std::size_t method_payload,
+                                                             std::uint64_t body_size) {
+  const std::uint16_t ch = args.channel;
+  p[0] = static_cast<std::uint8_t>(frame_type::method);
+  store16(p + 1, ch);
+  store32(p + 3, static_cast<std::uint32_t>(method_payload));
+  p += frame_header_size;
+  store32(p, publish_method_key);
+  store16(p + 4, 0);
+  p += 6;
+  *p++ = static_cast<std::uint8_t>(args.exchange.size());
+  copy_short(p, args.exchange.data(), args.exchange.size());
+  p += args.exchange.size();
+  *p++ = static_cast<std::uint8_t>(args.routing_key.size());
+  copy_short(p, args.routing_key.data(), args.routing_key.size());
+  p += args.routing_key.size();
+  *p++ = static_cast<std::uint8_t>((args.mandatory ? 1 : 0) | (args.immediate ? 2 : 0));
+  *p++ = frame_end_octet;
+
+  p[0] = static_cast<std::uint8_t>(frame_type::header);
+  store16(p + 1, ch);
+  p += frame_header_size;
+  store16(p, publish_class_id);
+  store16(p + 2, 0);
+  store64(p + 4, body_size);
+  return p + 12;
+}
+
+// Ends the content header frame and writes the body frames; returns the end.
+[[gnu::always_inline]] inline std::uint8_t* put_publish_tail(std::uint8_t* p, std::uint16_t ch,
+                                                             bytes_view body,
+                                                             std::size_t max_payload) {
+  *p++ = frame_end_octet;
+  const std::uint8_t* src = body.data();
+  std::size_t left = body.size();
+  while (left != 0) {
+    const std::size_t n = left < max_payload ? left : max_payload;
+    p[0] = static_cast<std::uint8_t>(frame_type::body);
+    store16(p + 1, ch);
+    store32(p + 3, static_cast<std::uint32_t>(n));
+    copy_short(p + frame_header_size, src, n);
+    p[frame_header_size + n] = frame_end_octet;
+    p += frame_overhead + n;
+    src += n;
+    left -= n;
+  }
+  return p;
+}
+
+// Body frames a body needs. Most bodies fit one frame: no division for them.
+inline std::size_t body_frame_count(std::size_t body, std::size_t max_payload) noexcept {
+  return body <= max_payload ? (body != 0 ? 1 : 0) : (body + max_payload - 1) / max_payload;
+}
+
+}  // namespace detail
+
+// Encodes basic.publish, its content header and the body, split into body
+// frames of at most frame_max bytes each, appended to one contiguous buffer.
+// Exactly one allocation-free append once the buffer is warm. On error
+// (shortstr too long, a content header bigger than frame_max) `out` is left as
+// it was.
+//
+// Properties without a headers table, the common case, are written in one
+// pass straight into room reserved for the largest they could be, and
+// measured after; a table goes through the generic writer.
+std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
+                               const basic_properties& props, bytes_view body,
+                               std::uint32_t frame_max);
+
+// A publish whose method frame and content header are encoded once, for a
+// publisher that sends many messages with the same channel, exchange, routing
+// key, flags and properties: each message then costs one copy of that prefix,
+// its body size, and the body frames. encode() writes exactly the bytes
+// encode_publish() would.
+class prepared_publish {
+ public:
+  prepared_publish() = default;
+
+  // Fails like encode_publish (string_too_long, frame_too_large, a table
+  // error), leaving the object empty.
+  std::error_code prepare(const publish_frame_args& args, const basic_properties& props,
+                          std::uint32_t frame_max);
+  bool ready() const noexcept { return !prefix_.empty(); }
+
+  std::uint16_t channel() const noexcept { return channel_; }
+  std::uint32_t frame_max() const noexcept { return frame_max_; }
+  bool mandatory() const noexcept { return mandatory_; }
+  const std::string& exchange() const noexcept { return exchange_; }
+  const std::string& routing_key() const noexcept { return routing_key_; }
+
+  // Appends one message's frames; needs ready().
+  void encode(byte_buffer& out, bytes_view body) const {
+    const std::size_t head = prefix_.size();
+    const std::size_t frames = detail::body_frame_count(body.size(), max_payload_);
+    std::uint8_t* p = out.extend(head + frames * frame_overhead + body.size());
+    std::memcpy(p, prefix_.data(), head);
+    detail::store64(p + body_size_at_, body.size());
+    detail::put_publish_tail(p + head - 1, channel_, body, max_payload_);
+  }
+
+ private:
+  byte_buffer prefix_;  // method frame and content header frame, frame-end included
+  std::size_t body_size_at_ = 0;
+  std::size_t max_payload_ = 0;
+  std::uint32_t frame_max_ = 0;
+  std::uint16_t channel_ = 0;
+  bool mandatory_ = false;
+  std::string exchange_;
+  std::string routing_key_;
+};
+
+inline bytes_view as_bytes(std::string_view s) noexcept {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
+}  // namespace warren
