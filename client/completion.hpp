@@ -5,6 +5,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include "warren/client/types.hpp"
 #include "warren/client/unique_function.hpp"
@@ -62,9 +64,43 @@ struct op_result {
 using completion = unique_function<void(op_result&&)>;
 
 // A pending operation: the id cancel_op() knows it by, and its completion.
+// Every kind of pending operation is one of these (or holds one), so
+// cancelling and failing are written once.
 struct waiter {
   std::uint64_t id = 0;
   completion done;
 };
+
+inline op_result failed_result(error_info why) {
+  op_result r;
+  r.error = std::move(why);
+  return r;
+}
+
+inline op_result aborted_result() {
+  op_result r;
+  r.error.code = std::make_error_code(std::errc::operation_canceled);
+  r.error.text = "operation cancelled";
+  return r;
+}
+
+// Completes waiter `id` of `list` with operation_aborted and removes it.
+inline bool cancel_waiter(std::vector<waiter>& list, std::uint64_t id) {
+  for (auto it = list.begin(); it != list.end(); ++it)
+    if (it->id == id && it->done) {
+      completion done = std::move(it->done);
+      list.erase(it);
+      done.consume(aborted_result());
+      return true;
+    }
+  return false;
+}
+
+// Completes every waiter of `list` with `why` and empties it.
+inline void fail_waiters(std::vector<waiter>& list, const error_info& why) {
+  auto all = std::move(list);
+  list.clear();
+  for (auto& w : all) w.done.consume(failed_result(why));
+}
 
 }  // namespace warren::detail

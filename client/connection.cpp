@@ -26,15 +26,19 @@ struct connection_handle {
   }
 };
 
-struct channel_handle {
+// What a channel handle (and its consumers) hold: the logical channel, not a
+// raw id. `id` is the channel's number on the wire in the connection's
+// current core; every operation reads it afresh, so a channel re-opened
+// under another number keeps its handles.
+struct logical_channel {
   std::shared_ptr<connection_handle> conn;
   std::uint16_t id = 0;
-  channel_handle() = default;
-  channel_handle(const channel_handle&) = delete;
-  channel_handle& operator=(const channel_handle&) = delete;
+  logical_channel() = default;
+  logical_channel(const logical_channel&) = delete;
+  logical_channel& operator=(const logical_channel&) = delete;
   driver& impl() const noexcept { return *conn->impl; }
   connection_core& core() const noexcept { return conn->impl->core_; }
-  ~channel_handle() {
+  ~logical_channel() {
     // A channel nobody can reach any more is closed so its id is reused.
     if (conn && conn->impl && core().channel_open(id)) {
       core().close_channel(id, 0, {});
@@ -137,7 +141,7 @@ asio::awaitable<channel> connection::open_channel() {
   co_await impl.checked_op([&impl, &id](std::uint64_t op, detail::completion done) {
     id = impl.core_.open_channel(op, std::move(done));
   });
-  auto h = std::make_shared<detail::channel_handle>();
+  auto h = std::make_shared<detail::logical_channel>();
   h->conn = handle_;
   h->id = id;
   co_return channel(std::move(h));
@@ -187,7 +191,7 @@ asio::any_io_executor connection::get_executor() const noexcept { return handle_
 namespace {
 
 template <class M>
-asio::awaitable<op_result> call(const detail::channel_handle& h, const M& m) {
+asio::awaitable<op_result> call(const detail::logical_channel& h, const M& m) {
   auto& impl = h.impl();
   const std::uint16_t ch = h.id;
   co_return co_await impl.checked_op([&impl, ch, &m](std::uint64_t id, detail::completion done) {
@@ -196,14 +200,14 @@ asio::awaitable<op_result> call(const detail::channel_handle& h, const M& m) {
 }
 
 template <class M>
-void send(const detail::channel_handle& h, const M& m) {
+void send(const detail::logical_channel& h, const M& m) {
   if (error_info e = h.core().send(h.id, m)) detail::throw_error(std::move(e));
   h.impl().after_core_call();
 }
 
 // Synchronous unless no_wait is set, in which case the broker sends no reply.
 template <class M>
-asio::awaitable<void> call_or_send(const detail::channel_handle& h, const M& m) {
+asio::awaitable<void> call_or_send(const detail::logical_channel& h, const M& m) {
   if (m.no_wait)
     send(h, m);
   else
@@ -444,7 +448,7 @@ publish_frame_args publish_args(std::uint16_t ch, std::string_view exchange,
 }
 
 // A publish the core refused: the channel's own error when it is closed.
-[[noreturn]] void throw_publish_error(detail::channel_handle& h, std::error_code ec) {
+[[noreturn]] void throw_publish_error(detail::logical_channel& h, std::error_code ec) {
   detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
                           ? h.core().channel_error(h.id)
                           : detail::make_info(ec, "cannot publish: " + ec.message()));
@@ -505,7 +509,7 @@ prepared_publish channel::prepare_publish(std::string_view exchange, std::string
 
 namespace {
 
-std::uint64_t publish_now(detail::channel_handle& h, const prepared_publish& prepared,
+std::uint64_t publish_now(detail::logical_channel& h, const prepared_publish& prepared,
                           std::string_view body) {
   auto& core = h.core();
   std::uint64_t seq = 0;
@@ -617,7 +621,7 @@ namespace {
 // consumer::next() when nothing is buffered: wait until a delivery is or the
 // stream has ended (throws if the channel or connection failed). Not a
 // coroutine itself: the operation's is the only frame.
-asio::awaitable<op_result> wait_delivery(detail::channel_handle& h,
+asio::awaitable<op_result> wait_delivery(detail::logical_channel& h,
                                          std::shared_ptr<detail::consumer_state> state) {
   auto wait = [&h, state = std::move(state)](std::uint64_t id, detail::completion done) {
     h.core().wait_delivery(state, id, std::move(done));

@@ -51,7 +51,7 @@ class connection;
 namespace detail {
 class driver;
 struct connection_handle;
-struct channel_handle;
+struct logical_channel;
 struct consumer_state;
 }  // namespace detail
 
@@ -171,9 +171,9 @@ class consumer {
 
  private:
   friend class channel;
-  consumer(std::shared_ptr<detail::channel_handle> ch, std::shared_ptr<detail::consumer_state> s)
+  consumer(std::shared_ptr<detail::logical_channel> ch, std::shared_ptr<detail::consumer_state> s)
       : channel_(std::move(ch)), state_(std::move(s)) {}
-  std::shared_ptr<detail::channel_handle> channel_;
+  std::shared_ptr<detail::logical_channel> channel_;
   std::shared_ptr<detail::consumer_state> state_;
 };
 
@@ -293,9 +293,9 @@ class channel {
 
  private:
   friend class connection;
-  explicit channel(std::shared_ptr<detail::channel_handle> h) : handle_(std::move(h)) {}
+  explicit channel(std::shared_ptr<detail::logical_channel> h) : handle_(std::move(h)) {}
   asio::awaitable<void> wait_writable();
-  std::shared_ptr<detail::channel_handle> handle_;
+  std::shared_ptr<detail::logical_channel> handle_;
 };
 
 }  // namespace warren

@@ -414,7 +414,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       }
       break;
     case confirm_select_ok::key:
-      c.confirm_mode = true;
+      c.confirms.enable();
       break;
     case basic_consume_ok::key: {
       const auto& tag = std::get<basic_consume_ok>(m).consumer_tag;
@@ -600,91 +600,23 @@ void connection_core::stream_drained(bool was_full) {
 }
 
 void connection_core::on_confirm(channel_state& c, std::uint64_t tag, bool multiple, bool ack) {
-  if (!c.confirm_mode) {
+  if (!c.confirms.enabled()) {
     protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
                    "basic.ack/nack on a channel not in confirm mode");
     return;
   }
-  const std::uint64_t last = c.next_sequence - 1;
-  if (tag > last || (!multiple && tag < c.confirm_base) || (!multiple && tag == 0)) {
+  if (!c.confirms.on_confirm(tag, multiple, ack)) {
     protocol_error(reply_code::precondition_failed, errc::unexpected_frame,
                    "confirm for unknown publish sequence number " + std::to_string(tag));
     return;
   }
-  const auto status = ack ? publish_status::acked : publish_status::nacked;
-  if (multiple) {
-    const std::uint64_t end = tag == 0 ? last : tag;
-    for (std::uint64_t s = c.confirm_base; s <= end && !c.confirms.empty(); ++s) {
-      confirm_entry& e = c.confirms[s - c.confirm_base];
-      if (!e.settled) settle(c, e, status);
-    }
-  } else {
-    confirm_entry& e = c.confirms[tag - c.confirm_base];
-    if (!e.settled) settle(c, e, status);
-  }
-  while (!c.confirms.empty() && c.confirms.front().settled) {
-    c.confirms.pop_front();
-    ++c.confirm_base;
-  }
-  while (!c.mandatory.empty() && c.mandatory.front().first < c.confirm_base)
-    c.mandatory.pop_front();
-  if (c.confirms.empty()) finish_confirm_waiters(c);
   if (!c.writable_waiters.empty()) notify_writable();
 }
 
-void connection_core::settle(channel_state& c, confirm_entry& e, publish_status status) {
-  e.settled = true;
-  if (status == publish_status::acked && e.outcome.status == publish_status::returned) {
-    ++c.tallies.returned;
-  } else {
-    e.outcome.status = status;
-    if (status == publish_status::acked)
-      ++c.tallies.acked;
-    else
-      ++c.tallies.nacked;
-  }
-  if (e.done) {
-    op_result r;
-    r.outcome = e.outcome;
-    complete(e.done, std::move(r));
-  }
-}
-
-void connection_core::finish_confirm_waiters(channel_state& c) {
-  if (c.confirm_waiters.empty()) return;
-  auto waiters = std::move(c.confirm_waiters);
-  c.confirm_waiters.clear();
-  op_result r;
-  r.summary = c.tallies;
-  c.tallies = {};
-  for (auto& w : waiters) {
-    op_result copy;
-    copy.summary = r.summary;
-    complete(w.done, std::move(copy));
-  }
-}
-
 void connection_core::on_return(channel_state& c, returned_message&& r) {
-  bool reported = false;  // as the outcome of a publish() someone awaits
-  if (c.confirm_mode) {
-    // basic.return comes before the ack of the same publish; returns arrive
-    // in publish order, so the earliest unsettled mandatory publish to the
-    // same exchange and routing key is the one returned.
-    std::string where = r.exchange;
-    where.push_back('\0');
-    where += r.routing_key;
-    for (auto it = c.mandatory.begin(); it != c.mandatory.end(); ++it) {
-      if (it->first < c.confirm_base) continue;
-      confirm_entry& e = c.confirms[it->first - c.confirm_base];
-      if (e.settled || it->second != where) continue;
-      e.outcome.status = publish_status::returned;
-      e.outcome.reply_code = r.reply_code;
-      e.outcome.reply_text = r.reply_text;
-      reported = static_cast<bool>(e.done);
-      c.mandatory.erase(it);
-      break;
-    }
-  }
+  // A publish() awaiting its outcome learns of the return there.
+  const bool reported = c.confirms.enabled() &&
+                        c.confirms.on_return(r.reply_code, r.reply_text, r.exchange, r.routing_key);
   if (reported) return;
   if (c.return_waiter.done) {
     op_result res;
@@ -928,12 +860,12 @@ void connection_core::confirm_select(std::uint16_t ch, std::uint64_t id, complet
 
 bool connection_core::confirm_mode(std::uint16_t ch) const noexcept {
   const channel_state* c = find_channel(ch);
-  return c != nullptr && c->confirm_mode;
+  return c != nullptr && c->confirms.enabled();
 }
 
 std::uint64_t connection_core::unconfirmed(std::uint16_t ch) const noexcept {
   const channel_state* c = find_channel(ch);
-  return c == nullptr ? 0 : c->confirms.size();
+  return c == nullptr ? 0 : c->confirms.unconfirmed();
 }
 
 connection_core::channel_state* connection_core::publish_channel(std::uint16_t ch, completion& done,
@@ -953,7 +885,7 @@ std::error_code connection_core::published(channel_state& c, bool mandatory,
                                            std::string_view exchange, std::string_view routing_key,
                                            std::uint64_t id, completion done,
                                            std::uint64_t* sequence) {
-  if (!c.confirm_mode) {
+  if (!c.confirms.enabled()) {
     if (done) {
       op_result ok;
       done.consume(std::move(ok));
@@ -961,19 +893,8 @@ std::error_code connection_core::published(channel_state& c, bool mandatory,
     if (sequence) *sequence = 0;
     return detail::no_error;
   }
-  const std::uint64_t seq = c.next_sequence++;
+  const std::uint64_t seq = c.confirms.add(mandatory, exchange, routing_key, id, std::move(done));
   if (sequence) *sequence = seq;
-  confirm_entry& e = c.confirms.emplace_back();
-  e.done = std::move(done);
-  e.id = id;
-  e.outcome.sequence = seq;
-  e.mandatory = mandatory;
-  if (mandatory) {
-    std::string where(exchange);
-    where.push_back('\0');
-    where += routing_key;
-    c.mandatory.emplace_back(seq, std::move(where));
-  }
   return detail::no_error;
 }
 
@@ -1017,23 +938,26 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
     return publish(prepared, body, 0, {}, sequence);  // reports what is wrong
   channel_state& c = *channels_[ch];
   prepared.encode(output_, body);
-  if (!c.confirm_mode) {
+  if (!c.confirms.enabled()) {
     if (sequence) *sequence = 0;
     return detail::no_error;
   }
-  return published(c, prepared.mandatory(), prepared.exchange(), prepared.routing_key(), 0, {},
-                   sequence);
+  if (!prepared.mandatory()) {
+    const std::uint64_t seq = c.confirms.add();
+    if (sequence) *sequence = seq;
+    return detail::no_error;
+  }
+  return published(c, true, prepared.exchange(), prepared.routing_key(), 0, {}, sequence);
 }
 
 bool connection_core::writable(std::uint16_t ch) const noexcept {
   const channel_state* c = find_channel(ch);
   return phase_ == phase::open && !blocked_ && c != nullptr && c->flow_active &&
-         output_.size() < cfg_.output_high_water &&
-         (c->confirm_window == 0 || c->confirms.size() < c->confirm_window);
+         output_.size() < cfg_.output_high_water && !c->confirms.window_full();
 }
 
 void connection_core::set_confirm_window(std::uint16_t ch, std::size_t window) noexcept {
-  if (channel_state* c = find_channel(ch)) c->confirm_window = window;
+  if (channel_state* c = find_channel(ch)) c->confirms.set_window(window);
 }
 
 void connection_core::wait_writable(std::uint16_t ch, std::uint64_t id, completion done) {
@@ -1069,18 +993,11 @@ void connection_core::wait_for_confirms(std::uint16_t ch, std::uint64_t id, comp
     done.consume(failed(channel_error(ch)));
     return;
   }
-  if (!c->confirm_mode) {
+  if (!c->confirms.enabled()) {
     done.consume(failed(info(errc::not_in_confirm_mode)));
     return;
   }
-  if (c->confirms.empty()) {
-    op_result r;
-    r.summary = c->tallies;
-    c->tallies = {};
-    done.consume(std::move(r));
-    return;
-  }
-  c->confirm_waiters.push_back({id, std::move(done)});
+  c->confirms.wait(id, std::move(done));
 }
 
 void connection_core::close(std::uint16_t code, std::string text, std::uint64_t id,
@@ -1211,19 +1128,7 @@ bool connection_core::cancel_op(std::uint64_t id) {
       abort(done);
       return true;
     }
-    for (auto& e : c.confirms)
-      if (e.id == id && e.done) {
-        abort(e.done);
-        return true;
-      }
-    for (auto* list : {&c.confirm_waiters, &c.writable_waiters})
-      for (auto it = list->begin(); it != list->end(); ++it)
-        if (it->id == id) {
-          completion done = std::move(it->done);
-          list->erase(it);
-          abort(done);
-          return true;
-        }
+    if (c.confirms.cancel(id) || cancel_waiter(c.writable_waiters, id)) return true;
     if (c.return_waiter.id == id && c.return_waiter.done) {
       abort(c.return_waiter.done);
       return true;
@@ -1253,9 +1158,8 @@ void connection_core::fail_channel(std::uint16_t ch, const error_info& why) {
     }
     complete(req.done, failed(why));
   }
-  for (auto& e : old->confirms) complete(e.done, failed(why));
-  for (auto& w : old->confirm_waiters) complete(w.done, failed(why));
-  for (auto& w : old->writable_waiters) complete(w.done, failed(why));
+  old->confirms.fail(why);
+  fail_waiters(old->writable_waiters, why);
   complete(old->return_waiter.done, failed(why));
   for (auto& [tag, consumer] : old->consumers) {
     consumer->state = consumer_state::status::ended;

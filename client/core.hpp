@@ -19,6 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "warren/client/confirms.hpp"
 #include "warren/client/consumers.hpp"
 #include "warren/client/handshake.hpp"
 #include "warren/client/types.hpp"
@@ -227,13 +228,6 @@ class connection_core {
     std::shared_ptr<consumer_state> consumer;  // basic.consume / basic.cancel
     clock::time_point deadline{};  // set at the first tick after it was sent
   };
-  struct confirm_entry {
-    completion done;
-    std::uint64_t id = 0;
-    publish_outcome outcome;
-    bool settled = false;
-    bool mandatory = false;
-  };
   struct channel_state {
     // abandoned: failed locally after a late reply; channel.close is on the
     // wire and everything but its answer is discarded until the id is free.
@@ -245,16 +239,8 @@ class connection_core {
     basic_deliver deliver;
     basic_get_ok get_ok;
     basic_return returned;
-    bool confirm_mode = false;
     bool flow_active = true;
-    std::uint64_t next_sequence = 1;
-    std::uint64_t confirm_base = 1;  // sequence number of confirms.front()
-    std::size_t confirm_window = 0;
-    std::deque<confirm_entry> confirms;
-    // Unsettled mandatory publishes: (sequence, exchange + '\0' + routing key).
-    std::deque<std::pair<std::uint64_t, std::string>> mandatory;
-    confirm_summary tallies;
-    std::vector<waiter> confirm_waiters;
+    confirm_tracker confirms;
     std::unordered_map<std::string, std::shared_ptr<consumer_state>> consumers;
     std::deque<returned_message> returns;
     std::uint64_t returns_dropped = 0;
@@ -326,7 +312,6 @@ class connection_core {
   void on_content_complete(std::uint16_t ch, channel_state& c);
   void on_reply(std::uint16_t ch, channel_state& c, std::uint32_t key, any_method&& m);
   void on_confirm(channel_state& c, std::uint64_t tag, bool multiple, bool ack);
-  void settle(channel_state& c, confirm_entry& e, publish_status status);
   void on_return(channel_state& c, returned_message&& r);
   void deliver(channel_state& c, consumer_state& s);
 
@@ -340,7 +325,6 @@ class connection_core {
   void fail_all(const error_info& why);
   // The channel is gone: fail what is pending on it and free its id.
   void fail_channel(std::uint16_t ch, const error_info& why);
-  void finish_confirm_waiters(channel_state& c);
   void notify_writable();
   void stream_drained(bool was_full);
   // basic.reject with requeue: a delivery nobody will read goes back.

@@ -82,7 +82,8 @@ class driver final : public transport_sink, public std::enable_shared_from_this<
   // The core may have queued output, closed, or freed stream space: do what
   // it now needs of the transport.
   void after_core_call() {
-    if (core_.has_output() || core_.is_closed()) schedule_flush();
+    // A flush already posted covers both; checking here spares the call.
+    if (!flush_posted_ && (core_.has_output() || core_.is_closed())) schedule_flush();
     if (read_paused_ && !core_.reading_paused()) resume_reading();
   }
 

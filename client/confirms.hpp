@@ -1,0 +1,78 @@
+// Publisher confirms of one channel: sequence numbers, the broker's acks and
+// nacks (one step for a multiple ack), returns matched to the publish they
+// report, tallies and waiters. Sans-io; private to the library.
+//
+// Only publishes that need more than a count keep an entry: those with a
+// completion (publish() awaiting its outcome) and mandatory ones (a return
+// must find them). A pipelined publish is one increment, and a multiple ack
+// over any number of them is one step.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "warren/client/completion.hpp"
+
+namespace warren::detail {
+
+class confirm_tracker {
+ public:
+  bool enabled() const noexcept { return enabled_; }
+  void enable() noexcept { enabled_ = true; }
+
+  // At most `window` unconfirmed publishes (0 = no bound).
+  void set_window(std::size_t window) noexcept { window_ = window; }
+  bool window_full() const noexcept { return window_ != 0 && unconfirmed() >= window_; }
+  std::uint64_t unconfirmed() const noexcept { return next_ - base_ - early_.size(); }
+
+  // Records a publish; returns its sequence number. `done` (may be empty)
+  // completes with the outcome.
+  std::uint64_t add(bool mandatory, std::string_view exchange, std::string_view routing_key,
+                    std::uint64_t id, completion done);
+  // The common case: no completion, not mandatory.
+  std::uint64_t add() noexcept { return next_++; }
+
+  // basic.ack / basic.nack. False (nothing changed) when the tag names no
+  // publish: a protocol error.
+  bool on_confirm(std::uint64_t tag, bool multiple, bool ack);
+  // basic.return: marks the earliest unsettled mandatory publish to the same
+  // exchange and routing key as returned. True when its outcome reaches an
+  // awaiting publish(), so the return need not be queued for next_return().
+  bool on_return(std::uint16_t reply_code, const std::string& reply_text,
+                 const std::string& exchange, const std::string& routing_key);
+
+  // wait_for_confirms: completes with the tallies once nothing is unconfirmed.
+  void wait(std::uint64_t id, completion done);
+  bool cancel(std::uint64_t id);
+  void fail(const error_info& why);
+
+ private:
+  struct tracked {
+    std::uint64_t seq = 0;
+    std::uint64_t id = 0;
+    completion done;
+    publish_outcome outcome;
+    std::string where;  // mandatory: exchange + '\0' + routing key
+    bool mandatory = false;
+    bool settled = false;
+  };
+
+  void settle_range(std::uint64_t end, publish_status status);
+  void settle(tracked& t, publish_status status);
+  void count(publish_status status, std::uint64_t n) noexcept;
+  void finish_waiters();
+
+  bool enabled_ = false;
+  std::size_t window_ = 0;
+  std::uint64_t next_ = 1;  // sequence number of the next publish
+  std::uint64_t base_ = 1;  // every sequence below it is settled
+  std::vector<std::uint64_t> early_;  // settled above base_ by single acks, sorted
+  std::deque<tracked> tracked_;       // in sequence order
+  confirm_summary tallies_;
+  std::vector<waiter> waiters_;
+};
+
+}  // namespace warren::detail
