@@ -84,6 +84,14 @@ inline op_result aborted_result() {
   return r;
 }
 
+// The same for a single waiter slot.
+inline bool cancel_waiter(waiter& w, std::uint64_t id) {
+  if (w.id != id || !w.done) return false;
+  w.done.consume(aborted_result());
+  return true;
+}
+inline void fail_waiter(waiter& w, const error_info& why) { w.done.consume(failed_result(why)); }
+
 // Completes waiter `id` of `list` with operation_aborted and removes it.
 inline bool cancel_waiter(std::vector<waiter>& list, std::uint64_t id) {
   for (auto it = list.begin(); it != list.end(); ++it)

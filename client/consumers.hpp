@@ -66,8 +66,7 @@ struct consumer_state {
   status state = status::starting;
   std::size_t capacity = 1024;
   delivery_ring buffer;
-  completion waiter;
-  std::uint64_t waiter_id = 0;
+  waiter reader;  // the next() waiting for a delivery
   bool full = false;      // counted in connection_core's paused-stream tally
   bool no_ack = false;
   bool orphan = false;    // its reader is gone: deliveries are handed back

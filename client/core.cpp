@@ -313,7 +313,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
       }
       break;
     case basic_get_ok::key:
-      if (c.requests.empty() || c.requests.front().key != basic_get::key) {
+      if (!c.requests.answers(basic_get_ok::key)) {
         protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
                        "basic.get-ok without a basic.get");
         return;
@@ -362,9 +362,9 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
         consumer->end_reason = info(errc::consumer_cancelled,
                                     "the broker cancelled consumer '" + cancel.consumer_tag + "'");
         consumer->state = consumer_state::status::ended;
-        if (consumer->buffer.empty() && consumer->waiter) {
+        if (consumer->buffer.empty() && consumer->reader.done) {
           op_result r;
-          complete(consumer->waiter, std::move(r));
+          complete(consumer->reader.done, std::move(r));
         }
       }
       if (!cancel.no_wait) {
@@ -392,23 +392,20 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
 
 void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t key,
                                any_method&& m) {
-  if (c.requests.empty() || !c.requests.front().sent ||
-      std::find(c.requests.front().replies.begin(), c.requests.front().replies.end(), key) ==
-          c.requests.front().replies.end()) {
+  if (!c.requests.answers(key)) {
     protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
                    method_name(key >> 16, key & 0xFFFF) + " does not answer anything pending on channel " +
                        std::to_string(ch));
     return;
   }
-  pending_request req = std::move(c.requests.front());
-  c.requests.pop_front();
+  pending_request req = c.requests.pop_front();
   switch (key) {
     case channel_open_ok::key:
       c.state = channel_state::status::open;
       if (!req.done) {
         // Opened for nobody (the open was cancelled): close it again so the
         // id is not lost.
-        pump_requests(ch);
+        c.requests.pump(output_);
         close_channel(ch, 0, {});
         return;
       }
@@ -425,7 +422,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       if (!req.done) {
         // The user gave up waiting: do not leave a consumer nobody reads.
         // Its cancel is queued behind this reply, below.
-        pump_requests(ch);
+        c.requests.pump(output_);
         abandon_consumer(req.consumer);
         return;
       }
@@ -437,9 +434,9 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
         auto consumer = it->second;
         c.consumers.erase(it);
         consumer->state = consumer_state::status::ended;
-        if (consumer->buffer.empty() && consumer->waiter) {
+        if (consumer->buffer.empty() && consumer->reader.done) {
           op_result r;
-          complete(consumer->waiter, std::move(r));
+          complete(consumer->reader.done, std::move(r));
         }
       }
       break;
@@ -453,7 +450,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
     fail_channel(ch, info(errc::channel_closed, "channel closed by the client"));
     return;
   }
-  pump_requests(ch);
+  c.requests.pump(output_);
 }
 
 void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
@@ -482,8 +479,7 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
       msg.exchange = c.get_ok.exchange;
       msg.routing_key = c.get_ok.routing_key;
       msg.message_count = c.get_ok.message_count;
-      pending_request req = std::move(c.requests.front());
-      c.requests.pop_front();
+      pending_request req = c.requests.pop_front();
       if (req.done) {
         op_result r;
         r.reply = c.get_ok;
@@ -493,7 +489,7 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
         // Nobody waits for this message any more: give it back to the queue.
         requeue(ch, msg.delivery_tag);
       }
-      pump_requests(ch);
+      c.requests.pump(output_);
       return;
     }
     case channel_state::target::returned: {
@@ -539,7 +535,7 @@ void connection_core::deliver(channel_state& c, consumer_state& s) {
   }
   // Straight into the stream's ring: no message built and moved in between.
   fill_delivery(s.buffer.push(), c.deliver, c.content);
-  if (s.waiter) complete(s.waiter, op_result{});
+  if (s.reader.done) complete(s.reader.done, op_result{});
   // Holding `capacity` deliveries is the normal state of an unread consumer
   // with that prefetch; only a delivery beyond it pauses reading.
   if (!s.full && s.buffer.size() > s.capacity) {
@@ -586,13 +582,12 @@ void connection_core::wait_delivery(const std::shared_ptr<consumer_state>& c, st
     done.consume(std::move(r));
     return;
   }
-  if (c->waiter) {
+  if (c->reader.done) {
     done.consume(failed(info(std::make_error_code(std::errc::operation_in_progress),
                              "another next() is already waiting on this consumer")));
     return;
   }
-  c->waiter = std::move(done);
-  c->waiter_id = id;
+  c->reader = {id, std::move(done)};
 }
 
 void connection_core::stream_drained(bool was_full) {
@@ -734,17 +729,7 @@ void connection_core::enqueue_request(std::uint16_t ch, std::uint32_t key,
   req.frame = std::move(frame);
   req.done = std::move(done);
   req.consumer = std::move(consumer);
-  c->requests.push_back(std::move(req));
-  pump_requests(ch);
-}
-
-void connection_core::pump_requests(std::uint16_t ch) {
-  channel_state* c = find_channel(ch);
-  if (c == nullptr || c->requests.empty() || c->requests.front().sent) return;
-  pending_request& req = c->requests.front();
-  output_.append(req.frame.data(), req.frame.size());
-  req.frame = byte_buffer();
-  req.sent = true;
+  c->requests.push(std::move(req), output_);
 }
 
 std::uint16_t connection_core::open_channel(std::uint64_t id, completion done) {
@@ -783,11 +768,7 @@ void connection_core::close_channel(std::uint16_t ch, std::uint64_t id, completi
   }
   // Requests not yet sent will never be: fail them now.
   error_info why = info(errc::channel_closed, "channel closed by the client");
-  while (c->requests.size() > 0 && !c->requests.back().sent) {
-    pending_request req = std::move(c->requests.back());
-    c->requests.pop_back();
-    complete(req.done, failed(why));
-  }
+  c->requests.fail_unsent(why);
   c->state = channel_state::status::closing;
   c->closed_reason = why;
   channel_close close;
@@ -1057,8 +1038,9 @@ void connection_core::tick(clock::time_point now) {
   if (phase_ != phase::open) return;
   for (std::size_t ch = 0; ch < channels_.size() && phase_ == phase::open; ++ch) {
     channel_state& c = *channels_[ch];
-    if (c.requests.empty() || !c.requests.front().sent) continue;
-    pending_request& req = c.requests.front();
+    pending_request* outstanding = c.requests.outstanding();
+    if (outstanding == nullptr) continue;
+    pending_request& req = *outstanding;
     if (req.deadline == clock::time_point{})
       req.deadline = now + cfg_.request_timeout;
     else if (now >= req.deadline)
@@ -1103,42 +1085,22 @@ void connection_core::heartbeat_tick(bool unread_waiting) {
 
 bool connection_core::cancel_op(std::uint64_t id) {
   if (id == 0) return false;
-  auto abort = [](completion& c) { complete(c, aborted()); };
   if (open_id_ == id && on_open_) {
     fail_all(aborted().error);
     return true;
   }
-  if (close_waiter_.id == id && close_waiter_.done) {
-    abort(close_waiter_.done);
+  if (cancel_waiter(close_waiter_, id) || cancel_waiter(event_waiter_, id)) return true;
+  for (auto& channel : channels_)
+    if (channel->cancel(id)) return true;
+  return false;
+}
+
+bool connection_core::channel_state::cancel(std::uint64_t id) {
+  if (requests.cancel(id) || confirms.cancel(id) || cancel_waiter(writable_waiters, id) ||
+      cancel_waiter(return_waiter, id))
     return true;
-  }
-  if (event_waiter_.id == id && event_waiter_.done) {
-    abort(event_waiter_.done);
-    return true;
-  }
-  for (std::size_t ch = 0; ch < channels_.size(); ++ch) {
-    channel_state& c = *channels_[ch];
-    for (auto it = c.requests.begin(); it != c.requests.end(); ++it) {
-      if (it->id != id || !it->done) continue;
-      completion done = std::move(it->done);
-      // A request not sent yet is withdrawn; one on the wire stays so that
-      // its reply is still matched, just without anyone waiting.
-      if (!it->sent && it->key != channel_close::key && it->key != channel_open::key)
-        c.requests.erase(it);
-      abort(done);
-      return true;
-    }
-    if (c.confirms.cancel(id) || cancel_waiter(c.writable_waiters, id)) return true;
-    if (c.return_waiter.id == id && c.return_waiter.done) {
-      abort(c.return_waiter.done);
-      return true;
-    }
-    for (auto& [tag, consumer] : c.consumers)
-      if (consumer->waiter_id == id && consumer->waiter) {
-        abort(consumer->waiter);
-        return true;
-      }
-  }
+  for (auto& [tag, consumer] : consumers)
+    if (cancel_waiter(consumer->reader, id)) return true;
   return false;
 }
 
@@ -1151,24 +1113,23 @@ void connection_core::fail_channel(std::uint16_t ch, const error_info& why) {
   // channel 0 stays usable for connection-level requests until the end.
   if (ch == 0) channels_[0]->state = channel_state::status::open;
 
-  for (auto& req : old->requests) {
-    if (req.consumer) {
-      req.consumer->state = consumer_state::status::ended;
-      req.consumer->end_reason = why;
-    }
-    complete(req.done, failed(why));
-  }
-  old->confirms.fail(why);
-  fail_waiters(old->writable_waiters, why);
-  complete(old->return_waiter.done, failed(why));
-  for (auto& [tag, consumer] : old->consumers) {
-    consumer->state = consumer_state::status::ended;
-    consumer->end_reason = why;
+  old->fail(why);
+  for (auto& [tag, consumer] : old->consumers)
     if (consumer->full) {
       consumer->full = false;
       stream_drained(true);
     }
-    if (consumer->waiter) complete(consumer->waiter, failed(why));
+}
+
+void connection_core::channel_state::fail(const error_info& why) {
+  requests.fail(why);
+  confirms.fail(why);
+  fail_waiters(writable_waiters, why);
+  fail_waiter(return_waiter, why);
+  for (auto& [tag, consumer] : consumers) {
+    consumer->state = consumer_state::status::ended;
+    consumer->end_reason = why;
+    fail_waiter(consumer->reader, why);
   }
 }
 

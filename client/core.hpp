@@ -22,6 +22,7 @@
 #include "warren/client/confirms.hpp"
 #include "warren/client/consumers.hpp"
 #include "warren/client/handshake.hpp"
+#include "warren/client/requests.hpp"
 #include "warren/client/types.hpp"
 #include "warren/client/unique_function.hpp"
 #include "warren/client/uri.hpp"
@@ -218,22 +219,12 @@ class connection_core {
   void next_event(std::uint64_t id, completion done);
 
  private:
-  struct pending_request {
-    std::uint64_t id = 0;
-    std::uint32_t key = 0;
-    std::span<const std::uint32_t> replies;
-    byte_buffer frame;
-    completion done;
-    bool sent = false;
-    std::shared_ptr<consumer_state> consumer;  // basic.consume / basic.cancel
-    clock::time_point deadline{};  // set at the first tick after it was sent
-  };
   struct channel_state {
     // abandoned: failed locally after a late reply; channel.close is on the
     // wire and everything but its answer is discarded until the id is free.
     enum class status : std::uint8_t { free, opening, open, closing, abandoned };
     status state = status::free;
-    std::deque<pending_request> requests;
+    request_queue requests;
     content_assembler content;
     enum class target : std::uint8_t { none, deliver, get_ok, returned } content_for = target::none;
     basic_deliver deliver;
@@ -249,6 +240,10 @@ class connection_core {
     error_info closed_reason;
 
     explicit channel_state(std::uint64_t max_body) : content(max_body) {}
+    // Every pending operation of the channel, whatever its kind: withdraw
+    // one (cancel_op), or fail them all (the channel is gone).
+    bool cancel(std::uint64_t id);
+    void fail(const error_info& why);
   };
 
   static op_result failed_result(error_info why) {
@@ -299,7 +294,6 @@ class connection_core {
   void enqueue_request(std::uint16_t ch, std::uint32_t key, std::span<const std::uint32_t> replies,
                        byte_buffer frame, std::uint64_t id, completion done,
                        std::shared_ptr<consumer_state> consumer);
-  void pump_requests(std::uint16_t ch);
   std::error_code check_channel(std::uint16_t ch) const;
   channel_state* find_channel(std::uint16_t ch) noexcept;
   const channel_state* find_channel(std::uint16_t ch) const noexcept;
