@@ -42,7 +42,6 @@ struct logical_channel {
     // A channel nobody can reach any more is closed so its id is reused.
     if (conn && conn->impl && core().channel_open(id)) {
       core().close_channel(id, 0, {});
-      impl().after_core_call();
     }
   }
 };
@@ -202,7 +201,6 @@ asio::awaitable<op_result> call(const detail::logical_channel& h, const M& m) {
 template <class M>
 void send(const detail::logical_channel& h, const M& m) {
   if (error_info e = h.core().send(h.id, m)) detail::throw_error(std::move(e));
-  h.impl().after_core_call();
 }
 
 // Synchronous unless no_wait is set, in which case the broker sends no reply.
@@ -468,7 +466,6 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
   if (!core.confirm_mode(h.id)) {
     if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}))
       throw_publish_error(h, ec);
-    h.impl().after_core_call();
     co_return publish_outcome{};
   }
   op_result r = co_await h.impl().checked_op([&](std::uint64_t id, detail::completion done) {
@@ -515,7 +512,6 @@ std::uint64_t publish_now(detail::logical_channel& h, const prepared_publish& pr
   std::uint64_t seq = 0;
   if (auto ec = core.publish(prepared, as_bytes(body), &seq))
     throw_publish_error(h, ec);
-  h.impl().after_core_call();
   return seq;
 }
 
@@ -553,7 +549,6 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view excha
   std::uint64_t seq = 0;
   if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}, &seq))
     throw_publish_error(h, ec);
-  h.impl().after_core_call();
   co_return seq;
 }
 
@@ -611,7 +606,6 @@ consumer::~consumer() {
   if (!state_ || !channel_) return;
   // Nobody will read this stream: stop the broker sending to it.
   channel_->core().abandon_consumer(state_);
-  channel_->impl().after_core_call();
 }
 
 const std::string& consumer::tag() const noexcept { return state_->tag; }
@@ -642,7 +636,6 @@ asio::awaitable<std::optional<message>> consumer::next() {
     // A buffered delivery is handed over at once, moved straight from the
     // stream's slot: no operation, no trip through the executor's queue.
     if (message* m = h.core().take_delivery(state_)) {
-      h.impl().after_core_call();
       co_return std::move(*m);
     }
     auto pending = wait_delivery(h, state_);
@@ -654,7 +647,6 @@ asio::awaitable<std::optional<message>> consumer::next() {
 bool consumer::try_next(message& m) {
   auto& h = *channel_;
   if (!h.core().take_delivery(state_, m)) return false;
-  h.impl().after_core_call();
   return true;
 }
 

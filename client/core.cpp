@@ -65,7 +65,7 @@ void connection_core::start(completion on_open, std::uint64_t id) {
   on_open_ = std::move(on_open);
   open_id_ = id;
   phase_ = phase::start;
-  handshake_.begin(output_);
+  handshake_.begin(out());
 }
 
 void connection_core::on_read(std::size_t n) {
@@ -87,6 +87,7 @@ void connection_core::feed(bytes_view bytes) {
 void connection_core::take_output(byte_buffer& into) {
   std::swap(into, output_);
   output_.clear();
+  service_requested_ = false;
   owed_ = 0;
   if (!into.empty()) wrote_since_tick_ = true;
   notify_writable();
@@ -226,7 +227,7 @@ void connection_core::on_connection_method(bytes_view payload) {
     case connection_tune::key:
     case connection_open_ok::key:
       if (!handshake_.expects(key)) return wrong_phase();
-      on_handshake_step(handshake_.on_method(key, m, output_));
+      on_handshake_step(handshake_.on_method(key, m, out()));
       return;
     case connection_close::key: {
       const auto& close = std::get<connection_close>(m);
@@ -405,7 +406,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       if (!req.done) {
         // Opened for nobody (the open was cancelled): close it again so the
         // id is not lost.
-        c.requests.pump(output_);
+        c.requests.pump(out());
         close_channel(ch, 0, {});
         return;
       }
@@ -422,7 +423,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       if (!req.done) {
         // The user gave up waiting: do not leave a consumer nobody reads.
         // Its cancel is queued behind this reply, below.
-        c.requests.pump(output_);
+        c.requests.pump(out());
         abandon_consumer(req.consumer);
         return;
       }
@@ -450,7 +451,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
     fail_channel(ch, info(errc::channel_closed, "channel closed by the client"));
     return;
   }
-  c.requests.pump(output_);
+  c.requests.pump(out());
 }
 
 void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
@@ -489,7 +490,7 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
         // Nobody waits for this message any more: give it back to the queue.
         requeue(ch, msg.delivery_tag);
       }
-      c.requests.pump(output_);
+      c.requests.pump(out());
       return;
     }
     case channel_state::target::returned: {
@@ -591,7 +592,7 @@ void connection_core::wait_delivery(const std::shared_ptr<consumer_state>& c, st
 }
 
 void connection_core::stream_drained(bool was_full) {
-  if (was_full && full_streams_ > 0) --full_streams_;
+  if (was_full && full_streams_ > 0 && --full_streams_ == 0) needs_service();  // reading can go on
 }
 
 void connection_core::on_confirm(channel_state& c, std::uint64_t tag, bool multiple, bool ack) {
@@ -729,7 +730,7 @@ void connection_core::enqueue_request(std::uint16_t ch, std::uint32_t key,
   req.frame = std::move(frame);
   req.done = std::move(done);
   req.consumer = std::move(consumer);
-  c->requests.push(std::move(req), output_);
+  c->requests.push(std::move(req), out());
 }
 
 std::uint16_t connection_core::open_channel(std::uint64_t id, completion done) {
@@ -886,7 +887,7 @@ std::error_code connection_core::publish(const publish_frame_args& args,
   std::error_code ec;
   channel_state* c = publish_channel(args.channel, done, ec);
   if (c == nullptr) return ec;
-  if ((ec = encode_publish(output_, args, props, body, publish_frame_max()))) {
+  if ((ec = encode_publish(out(), args, props, body, publish_frame_max()))) {
     complete(done, failed(info(ec)));
     return ec;
   }
@@ -905,7 +906,7 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
     complete(done, failed(info(ec, "the prepared publish was made for another connection")));
     return ec;
   }
-  prepared.encode(output_, body);
+  prepared.encode(out(), body);
   return published(*c, prepared.mandatory(), prepared.exchange(), prepared.routing_key(), id,
                    std::move(done), sequence);
 }
@@ -918,7 +919,7 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
       prepared.frame_max() != publish_frame_max()) [[unlikely]]
     return publish(prepared, body, 0, {}, sequence);  // reports what is wrong
   channel_state& c = *channels_[ch];
-  prepared.encode(output_, body);
+  prepared.encode(out(), body);
   if (!c.confirms.enabled()) {
     if (sequence) *sequence = 0;
     return detail::no_error;
@@ -996,7 +997,7 @@ void connection_core::close(std::uint16_t code, std::string text, std::uint64_t 
   connection_close m;
   m.reply_code = code;
   m.reply_text = std::move(text);
-  if (error_info e = encode_method(output_, 0, m)) {
+  if (error_info e = encode_method(out(), 0, m)) {
     done.consume(failed(e));
     return;
   }
@@ -1065,13 +1066,13 @@ void connection_core::request_expired(std::uint16_t ch, const pending_request& r
     channel_close close;
     close.reply_code = static_cast<std::uint16_t>(reply_code::reply_success);
     close.reply_text = "closed by the client: a reply timed out";
-    encode_method_frame(output_, ch, close);
+    encode_method_frame(out(), ch, close);
   }
 }
 
 void connection_core::heartbeat_tick(bool unread_waiting) {
   if (heartbeat_ == 0 || (phase_ != phase::open && phase_ != phase::closing)) return;
-  if (!wrote_since_tick_ && output_.empty()) write_heartbeat(output_);
+  if (!wrote_since_tick_ && output_.empty()) write_heartbeat(out());
   wrote_since_tick_ = false;
   // Paused, the driver does not read: bytes waiting unread are the peer's
   // sign of life. Pausing alone proves nothing.
@@ -1142,6 +1143,7 @@ void connection_core::fail_all(const error_info& why) {
     fail_channel(static_cast<std::uint16_t>(ch), why);
   complete(event_waiter_.done, failed(why));
   full_streams_ = 0;
+  needs_service();  // the transport is to be closed
 }
 
 void connection_core::protocol_error(reply_code code, std::error_code ec, std::string text) {
@@ -1149,7 +1151,7 @@ void connection_core::protocol_error(reply_code code, std::error_code ec, std::s
   connection_close m;
   m.reply_code = static_cast<std::uint16_t>(code);
   m.reply_text = text.substr(0, 255);
-  encode_method_frame(output_, 0, m);
+  encode_method_frame(out(), 0, m);
   error_info why = info(ec, std::move(text));
   fail_all(why);
 }

@@ -55,6 +55,19 @@ struct core_config {
   std::chrono::milliseconds request_timeout{60000};
 };
 
+// What the core needs of its driver, reported as it arises: bytes to send
+// (its output went from empty to not), reading to go on (a full stream
+// drained), or the end (the connection closed). Reported once until the
+// driver takes the output or calls service_started(); the driver serves it
+// later, never from inside the call that reported it.
+class core_listener {
+ public:
+  virtual void core_needs_service() = 0;
+
+ protected:
+  ~core_listener() = default;
+};
+
 class connection_core {
  public:
   enum class phase : std::uint8_t { idle, start, tune, opening, open, closing, closed };
@@ -64,6 +77,10 @@ class connection_core {
   connection_core& operator=(const connection_core&) = delete;
 
   // ---- driver side -------------------------------------------------------
+
+  void set_listener(core_listener* listener) noexcept { listener_ = listener; }
+  // The driver is serving the core now: a later need is reported again.
+  void service_started() noexcept { service_requested_ = false; }
 
   // Queues the protocol header; `on_open` completes after connection.open-ok
   // (or with the reason the handshake failed). Cancelling `id` aborts the
@@ -156,7 +173,7 @@ class connection_core {
   template <class M>
   error_info send(std::uint16_t ch, const M& m) {
     if (check_channel(ch)) return channel_error(ch);
-    return encode_method(output_, ch, m);
+    return encode_method(out(), ch, m);
   }
 
   // basic.consume; `consumer` is registered under the broker's tag at consume-ok.
@@ -246,6 +263,17 @@ class connection_core {
     void fail(const error_info& why);
   };
 
+  void needs_service() {
+    if (service_requested_ || listener_ == nullptr) return;
+    service_requested_ = true;
+    listener_->core_needs_service();
+  }
+  // The output, for appending: the first bytes after a flush tell the driver.
+  byte_buffer& out() {
+    if (output_.empty()) needs_service();
+    return output_;
+  }
+
   static op_result failed_result(error_info why) {
     op_result r;
     r.error = std::move(why);
@@ -272,7 +300,7 @@ class connection_core {
   template <class M>
   void reply(std::uint16_t ch, const M& m) {
     const std::size_t before = output_.size();
-    encode_method_frame(output_, ch, m);
+    encode_method_frame(out(), ch, m);
     owed_ += output_.size() - before;
   }
   // For frames built by the core itself, whose fields it controls.
@@ -328,7 +356,9 @@ class connection_core {
   handshake handshake_;
   phase phase_ = phase::idle;
   frame_parser parser_;
-  byte_buffer output_;
+  byte_buffer output_;  // appended to through out() only
+  core_listener* listener_ = nullptr;
+  bool service_requested_ = false;
   std::uint64_t op_ids_ = 0;
 
   std::uint16_t channel_max_ = 0;

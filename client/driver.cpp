@@ -30,7 +30,9 @@ driver::driver(asio::any_io_executor ex, core_config cfg, connect_options opts)
       heartbeat_timer_(ex),
       deadline_timer_(ex),
       linger_timer_(ex),
-      batch_timer_(ex) {}
+      batch_timer_(ex) {
+  core_.set_listener(this);
+}
 
 driver::~driver() = default;
 
@@ -80,7 +82,7 @@ asio::awaitable<void> driver::open(std::unique_ptr<transport> t, std::chrono::mi
                                              " within " + std::to_string(timeout.count()) + " ms"));
   }
   if (r.error) {
-    after_core_call();  // the flush writes close-ok, then closes the transport
+    // The service pass already posted writes close-ok, then closes the transport.
     if (core_.current_phase() == connection_core::phase::idle) close_transport();
     throw_error(std::move(r.error));
   }
@@ -101,11 +103,6 @@ void driver::start_read() {
   transport_->async_read_some(room, shared_from_this());
 }
 
-void driver::resume_reading() {
-  read_paused_ = false;
-  guarded([&] { start_read(); });
-}
-
 void driver::on_read(std::error_code ec, std::size_t n) {
   reading_ = false;
   if (closed_) return;
@@ -113,12 +110,10 @@ void driver::on_read(std::error_code ec, std::size_t n) {
     if (ec) {
       core_.on_transport_error(ec, ec == asio::error::eof ? "the broker closed the connection"
                                                           : "connection lost: " + ec.message());
-      after_core_call();
       return;
     }
     core_.on_read(n);
     if (batch_bytes_ != 0) batch_after_read(n);
-    after_core_call();
     start_read();
   });
 }
@@ -160,26 +155,30 @@ void driver::arm_batch_guard() {
 
 // ---- writing -----------------------------------------------------------------
 
-// Core calls queue bytes; the first one after a write posts one flush, so
-// everything queued until it runs goes out in one send, made right there
-// (non-blocking). Only what the transport cannot take at once is left to an
-// asynchronous write. Once the core is closed and everything is written, the
-// flush closes the transport; a write still pending then is abandoned, since
-// a peer that does not read must not keep the connection alive.
-void driver::schedule_flush() {
+// The core reports its needs as they arise; the first report after a pass
+// posts one service pass, so everything queued until it runs goes out in
+// one send, made right there (non-blocking). Only what the transport cannot
+// take at once is left to an asynchronous write. Once the core is closed and
+// everything is written, the pass closes the transport; a write still
+// pending then is abandoned, since a peer that does not read must not keep
+// the connection alive.
+void driver::core_needs_service() { schedule_service(); }
+
+void driver::schedule_service() {
+  if (service_posted_ || closed_) return;
+  service_posted_ = true;
+  asio::post(ex_, [self = shared_from_this()] { self->guarded([&] { self->service(); }); });
+}
+
+void driver::service() {
+  service_posted_ = false;
+  core_.service_started();
   if (closed_) return;
+  if (read_paused_ && !core_.reading_paused()) start_read();
   if (writing_) {
     if (core_.is_closed()) close_transport();
     return;
   }
-  if (flush_posted_) return;
-  flush_posted_ = true;
-  asio::post(ex_, [self = shared_from_this()] { self->guarded([&] { self->flush(); }); });
-}
-
-void driver::flush() {
-  flush_posted_ = false;
-  if (writing_ || closed_) return;
   if (!core_.has_output()) {
     if (core_.is_closed()) close_transport();
     return;
@@ -194,7 +193,9 @@ void driver::flush() {
   if (ec) return write_failed(ec);
   if (n == write_buf_.size()) {
     write_buf_.clear();
-    after_core_call();
+    // Completions the write released may have queued more; closed, the
+    // transport goes now.
+    if (core_.is_closed() && !core_.has_output()) close_transport();
     return;
   }
   writing_ = true;
@@ -207,7 +208,7 @@ void driver::on_written(std::error_code ec) {
   if (closed_) return;
   guarded([&] {
     if (ec) return write_failed(ec);
-    after_core_call();
+    service();
   });
 }
 
@@ -239,7 +240,6 @@ void driver::arm_heartbeat() {
       // Paused, the driver reads nothing: what waits unread is the proof of life.
       const bool unread = self->core_.reading_paused() && self->transport_->unread() > 0;
       self->core_.heartbeat_tick(unread);
-      self->after_core_call();
       self->arm_heartbeat();
     });
   });
@@ -255,7 +255,6 @@ void driver::arm_deadline_tick() {
     if (ec || self->closed_ || self->core_.is_closed()) return;
     self->guarded([&] {
       self->core_.tick(connection_core::clock::now());
-      self->after_core_call();
       self->arm_deadline_tick();
     });
   });
@@ -264,11 +263,10 @@ void driver::arm_deadline_tick() {
 void driver::abandon() {
   guarded([&] {
     if (core_.is_closed()) {
-      after_core_call();
+      schedule_service();
       return;
     }
     core_.close(200, "connection released by the client", 0, {});
-    after_core_call();
     linger_timer_.expires_after(std::chrono::seconds(5));
     linger_timer_.async_wait([self = shared_from_this()](std::error_code) { self->close_transport(); });
   });

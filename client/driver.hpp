@@ -26,7 +26,11 @@ namespace warren::detail {
 [[noreturn]] void throw_error(error_info e);
 error_info make_info(std::error_code ec, std::string text);
 
-class driver final : public transport_sink, public std::enable_shared_from_this<driver> {
+// The core reports what it needs (core_listener); the driver answers with one
+// posted service pass: write the output, resume reading, or close.
+class driver final : public transport_sink,
+                     public core_listener,
+                     public std::enable_shared_from_this<driver> {
  public:
   driver(asio::any_io_executor ex, core_config cfg, connect_options opts);
   ~driver();
@@ -49,10 +53,7 @@ class driver final : public transport_sink, public std::enable_shared_from_this<
       if (slot.is_connected()) {
         std::weak_ptr<driver> weak = self;
         slot.assign([weak, id](asio::cancellation_type) {
-          if (auto s = weak.lock()) {
-            s->core_.cancel_op(id);
-            s->after_core_call();
-          }
+          if (auto s = weak.lock()) s->core_.cancel_op(id);
         });
       }
       auto ex = asio::get_associated_executor(handler, self->ex_);
@@ -60,9 +61,8 @@ class driver final : public transport_sink, public std::enable_shared_from_this<
         asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
       }));
       // The caller now waits on the broker, so nothing would join its bytes
-      // before a posted flush: they go out at once.
-      if (self->core_.has_output() && !self->writing_) self->flush();
-      self->after_core_call();
+      // before the posted service pass: they go out at once.
+      if (self->core_.has_output() && !self->writing_) self->service();
     };
     auto pending = asio::async_initiate<decltype(asio::use_awaitable), void(op_result)>(
         std::move(initiation), asio::use_awaitable);
@@ -79,20 +79,14 @@ class driver final : public transport_sink, public std::enable_shared_from_this<
     return op<true>(std::move(init));
   }
 
-  // The core may have queued output, closed, or freed stream space: do what
-  // it now needs of the transport.
-  void after_core_call() {
-    // A flush already posted covers both; checking here spares the call.
-    if (!flush_posted_ && (core_.has_output() || core_.is_closed())) schedule_flush();
-    if (read_paused_ && !core_.reading_paused()) resume_reading();
-  }
-
   // The last user handle is gone: close politely, and in any case soon.
   void abandon();
 
   // transport_sink
   void on_read(std::error_code ec, std::size_t n) override;
   void on_written(std::error_code ec) override;
+  // core_listener
+  void core_needs_service() override;
 
   asio::any_io_executor ex_;
   connection_core core_;
@@ -104,9 +98,8 @@ class driver final : public transport_sink, public std::enable_shared_from_this<
   void internal_failure(const char* what) noexcept;
 
   void start_read();
-  void resume_reading();
-  void schedule_flush();
-  void flush();
+  void schedule_service();
+  void service();
   void write_failed(const std::error_code& ec);
   void close_transport();
 
@@ -124,7 +117,7 @@ class driver final : public transport_sink, public std::enable_shared_from_this<
   std::chrono::steady_clock::time_point last_read_{};
   bool batching_ = false;
   byte_buffer write_buf_;
-  bool flush_posted_ = false;  // a flush() is queued on ex_
+  bool service_posted_ = false;  // a service() is queued on ex_
   bool writing_ = false;       // an asynchronous write holds write_buf_
   bool reading_ = false;       // a read is pending on the transport
   bool read_paused_ = false;   // a stream is full: no read until it drains
