@@ -5,10 +5,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "warren/client/completion.hpp"
 #include "warren/client/types.hpp"
+#include "warren/client/wire.hpp"
+#include "warren/proto/methods.hpp"
 
 namespace warren::detail {
 
@@ -72,5 +75,80 @@ struct consumer_state {
   bool orphan = false;    // its reader is gone: deliveries are handed back
   error_info end_reason;  // set when the broker or a failure ended the stream
 };
+
+// The deliveries of one channel's consumers, by consumer tag.
+class consumer_set {
+ public:
+  consumer_state* find(const std::string& tag) noexcept {
+    auto it = map_.find(tag);
+    return it == map_.end() ? nullptr : it->second.get();
+  }
+  // consume-ok: the stream runs under the broker's tag.
+  void add(const std::string& tag, std::uint16_t channel, std::shared_ptr<consumer_state> s);
+  // The stream ends (cancel-ok, or the broker's own cancel, with `reason`):
+  // it leaves the set, and a reader waiting on it wakes.
+  void end(const std::string& tag, error_info reason = {});
+  bool cancel(std::uint64_t id);
+  // The channel is gone: every stream ends with `why`. Returns how many of
+  // them were over their capacity (and so held reading paused).
+  std::size_t fail(const error_info& why);
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<consumer_state>> map_;
+};
+
+// The delivery a channel has just assembled, straight into the stream's ring
+// (a reused slot keeps its storage where it can). True when the stream has
+// just gone over its capacity: the connection then stops reading.
+inline bool push_delivery(consumer_state& s, const basic_deliver& d, content_assembler& content) {
+  message& m = s.buffer.push();
+  m.consumer_tag = d.consumer_tag;
+  m.delivery_tag = d.delivery_tag;
+  m.redelivered = d.redelivered;
+  m.exchange = d.exchange;
+  m.routing_key = d.routing_key;
+  m.message_count = 0;
+  // Swapped, not moved: the assembler decodes the next message into the
+  // slot's old storage.
+  swap(m.properties, content.properties());
+  content.swap_body(m.body);
+  if (s.reader.done) s.reader.done.consume(op_result{});
+  // Holding `capacity` deliveries is the normal state of an unread consumer
+  // with that prefetch; only a delivery beyond it pauses reading.
+  if (s.full || s.buffer.size() <= s.capacity) return false;
+  s.full = true;
+  return true;
+}
+
+// The oldest delivery, removed from the stream, for the caller to move from
+// before the stream is touched again; nullptr when none is buffered.
+// `drained` is set when the stream came back within its capacity.
+inline message* pop_delivery(consumer_state& s, bool& drained) noexcept {
+  if (s.buffer.empty()) return nullptr;
+  message& m = s.buffer.pop_front();
+  if (s.full && s.buffer.size() <= s.capacity) {
+    s.full = false;
+    drained = true;
+  }
+  return &m;
+}
+
+// Moves a popped delivery into `out`, trading storage: the short strings are
+// copied into out's own (a swap of two short strings costs more), the body
+// and properties swapped.
+inline void hand_over(message& from, message& out) {
+  assign_chars(out.consumer_tag, from.consumer_tag);
+  out.delivery_tag = from.delivery_tag;
+  out.redelivered = from.redelivered;
+  assign_chars(out.exchange, from.exchange);
+  assign_chars(out.routing_key, from.routing_key);
+  out.message_count = from.message_count;
+  swap(out.properties, from.properties);
+  out.body.swap(from.body);
+}
+
+// Completes (empty result) once a delivery is buffered or the stream has
+// ended, at once if either is so already; fails when another reader waits.
+void wait_delivery(consumer_state& s, std::uint64_t id, completion done);
 
 }  // namespace warren::detail

@@ -357,17 +357,9 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
       basic_cancel cancel;
       ec = decode_method_as(payload, cancel);
       if (ec) break;
-      if (auto it = c.consumers.find(cancel.consumer_tag); it != c.consumers.end()) {
-        auto consumer = it->second;
-        c.consumers.erase(it);
-        consumer->end_reason = info(errc::consumer_cancelled,
-                                    "the broker cancelled consumer '" + cancel.consumer_tag + "'");
-        consumer->state = consumer_state::status::ended;
-        if (consumer->buffer.empty() && consumer->reader.done) {
-          op_result r;
-          complete(consumer->reader.done, std::move(r));
-        }
-      }
+      c.consumers.end(cancel.consumer_tag,
+                      info(errc::consumer_cancelled,
+                           "the broker cancelled consumer '" + cancel.consumer_tag + "'"));
       if (!cancel.no_wait) {
         basic_cancel_ok ok;
         ok.consumer_tag = cancel.consumer_tag;
@@ -415,11 +407,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       c.confirms.enable();
       break;
     case basic_consume_ok::key: {
-      const auto& tag = std::get<basic_consume_ok>(m).consumer_tag;
-      req.consumer->tag = tag;
-      req.consumer->channel = ch;
-      c.consumers[tag] = req.consumer;
-      req.consumer->state = consumer_state::status::active;
+      c.consumers.add(std::get<basic_consume_ok>(m).consumer_tag, ch, req.consumer);
       if (!req.done) {
         // The user gave up waiting: do not leave a consumer nobody reads.
         // Its cancel is queued behind this reply, below.
@@ -430,16 +418,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       break;
     }
     case basic_cancel_ok::key: {
-      const auto& tag = std::get<basic_cancel_ok>(m).consumer_tag;
-      if (auto it = c.consumers.find(tag); it != c.consumers.end()) {
-        auto consumer = it->second;
-        c.consumers.erase(it);
-        consumer->state = consumer_state::status::ended;
-        if (consumer->buffer.empty() && consumer->reader.done) {
-          op_result r;
-          complete(consumer->reader.done, std::move(r));
-        }
-      }
+      c.consumers.end(std::get<basic_cancel_ok>(m).consumer_tag);
       break;
     }
     default: break;
@@ -458,15 +437,15 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   const auto target = c.content_for;
   c.content_for = channel_state::target::none;
   if (target == channel_state::target::deliver) {
-    auto it = c.consumers.find(c.deliver.consumer_tag);
-    if (it == c.consumers.end()) {
+    consumer_state* s = c.consumers.find(c.deliver.consumer_tag);
+    if (s == nullptr) {
       // A consumer nobody registered (RabbitMQ sends none after cancel-ok):
       // dropping it would leave its tag unacknowledged for good.
       c.content.take_body();
       requeue(ch, c.deliver.delivery_tag);
       return;
     }
-    deliver(c, *it->second);
+    deliver(c, *s);
     return;
   }
   message msg;
@@ -508,25 +487,6 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   }
 }
 
-namespace {
-
-// The delivery the channel has just assembled, written into `m` field by
-// field (a reused slot keeps its storage where it can).
-void fill_delivery(message& m, const basic_deliver& d, content_assembler& content) {
-  m.consumer_tag = d.consumer_tag;
-  m.delivery_tag = d.delivery_tag;
-  m.redelivered = d.redelivered;
-  m.exchange = d.exchange;
-  m.routing_key = d.routing_key;
-  m.message_count = 0;
-  // Swapped, not moved: the assembler decodes the next message into the
-  // slot's old storage.
-  swap(m.properties, content.properties());
-  content.swap_body(m.body);
-}
-
-}  // namespace
-
 void connection_core::deliver(channel_state& c, consumer_state& s) {
   if (s.orphan) {
     // Nobody will read it: hand it back rather than leave it unacked.
@@ -535,60 +495,26 @@ void connection_core::deliver(channel_state& c, consumer_state& s) {
     return;
   }
   // Straight into the stream's ring: no message built and moved in between.
-  fill_delivery(s.buffer.push(), c.deliver, c.content);
-  if (s.reader.done) complete(s.reader.done, op_result{});
-  // Holding `capacity` deliveries is the normal state of an unread consumer
-  // with that prefetch; only a delivery beyond it pauses reading.
-  if (!s.full && s.buffer.size() > s.capacity) {
-    s.full = true;
-    ++full_streams_;
-  }
+  if (push_delivery(s, c.deliver, c.content)) ++full_streams_;
 }
 
 message* connection_core::take_delivery(const std::shared_ptr<consumer_state>& c) {
-  if (c->buffer.empty()) return nullptr;
-  message& m = c->buffer.pop_front();
-  if (c->full && c->buffer.size() <= c->capacity) {
-    c->full = false;
-    stream_drained(true);
-  }
-  return &m;
+  bool drained = false;
+  message* m = pop_delivery(*c, drained);
+  if (drained) stream_drained(true);
+  return m;
 }
 
 bool connection_core::take_delivery(const std::shared_ptr<consumer_state>& c, message& out) {
   message* m = take_delivery(c);
   if (m == nullptr) return false;
-  // The short strings are copied into out's storage (a swap of two short
-  // strings costs more); the body and properties trade storage.
-  detail::assign_chars(out.consumer_tag, m->consumer_tag);
-  out.delivery_tag = m->delivery_tag;
-  out.redelivered = m->redelivered;
-  detail::assign_chars(out.exchange, m->exchange);
-  detail::assign_chars(out.routing_key, m->routing_key);
-  out.message_count = m->message_count;
-  swap(out.properties, m->properties);
-  out.body.swap(m->body);
+  hand_over(*m, out);
   return true;
 }
 
 void connection_core::wait_delivery(const std::shared_ptr<consumer_state>& c, std::uint64_t id,
                                     completion done) {
-  if (!c->buffer.empty()) {
-    done.consume(op_result{});
-    return;
-  }
-  if (c->state == consumer_state::status::ended) {
-    op_result r;
-    if (c->end_reason.code != errc::consumer_cancelled) r.error = c->end_reason;
-    done.consume(std::move(r));
-    return;
-  }
-  if (c->reader.done) {
-    done.consume(failed(info(std::make_error_code(std::errc::operation_in_progress),
-                             "another next() is already waiting on this consumer")));
-    return;
-  }
-  c->reader = {id, std::move(done)};
+  detail::wait_delivery(*c, id, std::move(done));
 }
 
 void connection_core::stream_drained(bool was_full) {
@@ -803,13 +729,13 @@ void connection_core::cancel(std::uint16_t ch, const std::string& tag, std::uint
     done.consume(std::move(ok));
     return;
   }
-  auto it = c->consumers.find(tag);
-  if (it == c->consumers.end()) {
+  consumer_state* s = c->consumers.find(tag);
+  if (s == nullptr) {
     op_result ok;
     done.consume(std::move(ok));
     return;
   }
-  it->second->state = consumer_state::status::cancelling;
+  s->state = consumer_state::status::cancelling;
   basic_cancel m;
   m.consumer_tag = tag;
   request(ch, m, id, std::move(done));
@@ -1100,9 +1026,7 @@ bool connection_core::channel_state::cancel(std::uint64_t id) {
   if (requests.cancel(id) || confirms.cancel(id) || cancel_waiter(writable_waiters, id) ||
       cancel_waiter(return_waiter, id))
     return true;
-  for (auto& [tag, consumer] : consumers)
-    if (cancel_waiter(consumer->reader, id)) return true;
-  return false;
+  return consumers.cancel(id);
 }
 
 void connection_core::fail_channel(std::uint16_t ch, const error_info& why) {
@@ -1114,24 +1038,15 @@ void connection_core::fail_channel(std::uint16_t ch, const error_info& why) {
   // channel 0 stays usable for connection-level requests until the end.
   if (ch == 0) channels_[0]->state = channel_state::status::open;
 
-  old->fail(why);
-  for (auto& [tag, consumer] : old->consumers)
-    if (consumer->full) {
-      consumer->full = false;
-      stream_drained(true);
-    }
+  for (std::size_t full = old->fail(why); full != 0; --full) stream_drained(true);
 }
 
-void connection_core::channel_state::fail(const error_info& why) {
+std::size_t connection_core::channel_state::fail(const error_info& why) {
   requests.fail(why);
   confirms.fail(why);
   fail_waiters(writable_waiters, why);
   fail_waiter(return_waiter, why);
-  for (auto& [tag, consumer] : consumers) {
-    consumer->state = consumer_state::status::ended;
-    consumer->end_reason = why;
-    fail_waiter(consumer->reader, why);
-  }
+  return consumers.fail(why);
 }
 
 void connection_core::fail_all(const error_info& why) {

@@ -249,7 +249,7 @@ class connection_core {
     basic_return returned;
     bool flow_active = true;
     confirm_tracker confirms;
-    std::unordered_map<std::string, std::shared_ptr<consumer_state>> consumers;
+    consumer_set consumers;
     std::deque<returned_message> returns;
     std::uint64_t returns_dropped = 0;
     waiter return_waiter;
@@ -260,7 +260,8 @@ class connection_core {
     // Every pending operation of the channel, whatever its kind: withdraw
     // one (cancel_op), or fail them all (the channel is gone).
     bool cancel(std::uint64_t id);
-    void fail(const error_info& why);
+    // Returns how many consumer streams were full (held reading paused).
+    std::size_t fail(const error_info& why);
   };
 
   void needs_service() {
