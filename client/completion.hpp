@@ -14,11 +14,6 @@
 
 namespace warren::detail {
 
-enum class connection_event_kind : std::uint8_t { blocked, unblocked };
-struct connection_event {
-  connection_event_kind kind;
-  std::string reason;  // blocked: why the broker blocked publishers
-};
 
 // An optional value kept on the heap. The large, rare parts of an op_result
 // cost one pointer when absent, so the common results (confirms, wake-ups,
@@ -59,7 +54,7 @@ struct op_result {
   boxed<returned_message> returned;  // next_return()
   publish_outcome outcome;     // publish confirms
   confirm_summary summary;     // wait_for_confirms()
-  boxed<connection_event> event;  // next_event()
+  boxed<connection_notice> event;  // next_event()
 };
 using completion = unique_function<void(op_result&&)>;
 

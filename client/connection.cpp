@@ -40,7 +40,7 @@ struct logical_channel {
   connection_core& core() const noexcept { return conn->impl->core_; }
   ~logical_channel() {
     // A channel nobody can reach any more is closed so its id is reused.
-    if (conn && conn->impl && core().channel_open(id)) {
+    if (conn && conn->impl && core().is_channel_open(id)) {
       core().close_channel(id, 0, {});
     }
   }
@@ -158,11 +158,7 @@ asio::awaitable<connection_notice> connection::next_notice() {
   op_result r = co_await impl.checked_op([&impl](std::uint64_t id, detail::completion done) {
     impl.core_.next_event(id, std::move(done));
   });
-  connection_notice n;
-  n.type = r.event->kind == detail::connection_event_kind::blocked ? connection_event_type::blocked
-                                                                    : connection_event_type::unblocked;
-  n.reason = std::move(r.event->reason);
-  co_return n;
+  co_return std::move(*r.event);
 }
 
 asio::awaitable<void> connection::update_secret(std::string new_secret, std::string reason) {
@@ -203,6 +199,25 @@ void send(const detail::logical_channel& h, const M& m) {
   if (error_info e = h.core().send(h.id, m)) detail::throw_error(std::move(e));
 }
 
+// The four binding methods share their shape: two names (destination and
+// source, or queue and exchange), a routing key and arguments.
+template <class M>
+M binding(std::string_view to, std::string_view from, std::string_view routing_key,
+          const field_table* arguments, bool no_wait) {
+  M m;
+  if constexpr (requires { m.destination; }) {
+    m.destination = to;
+    m.source = from;
+  } else {
+    m.queue = to;
+    m.exchange = from;
+  }
+  m.routing_key = routing_key;
+  if constexpr (requires { m.no_wait; }) m.no_wait = no_wait;
+  if (arguments) m.arguments = *arguments;
+  return m;
+}
+
 // Synchronous unless no_wait is set, in which case the broker sends no reply.
 template <class M>
 asio::awaitable<void> call_or_send(const detail::logical_channel& h, const M& m) {
@@ -215,7 +230,7 @@ asio::awaitable<void> call_or_send(const detail::logical_channel& h, const M& m)
 }  // namespace
 
 std::uint16_t channel::id() const noexcept { return handle_ ? handle_->id : 0; }
-bool channel::is_open() const noexcept { return handle_ && handle_->core().channel_open(handle_->id); }
+bool channel::is_open() const noexcept { return handle_ && handle_->core().is_channel_open(handle_->id); }
 error_info channel::close_reason() const {
   return handle_ ? handle_->core().channel_error(handle_->id) : error_info{};
 }
@@ -257,24 +272,14 @@ asio::awaitable<void> channel::exchange_delete(std::string_view name, exchange_d
 
 asio::awaitable<void> channel::exchange_bind(std::string_view destination, std::string_view source,
                                              std::string_view routing_key, bind_options o) {
-  warren::exchange_bind m;
-  m.destination = destination;
-  m.source = source;
-  m.routing_key = routing_key;
-  m.no_wait = o.no_wait;
-  if (o.arguments) m.arguments = *o.arguments;
+  auto m = binding<warren::exchange_bind>(destination, source, routing_key, o.arguments, o.no_wait);
   co_await call_or_send(*handle_, m);
 }
 
 asio::awaitable<void> channel::exchange_unbind(std::string_view destination,
                                                std::string_view source,
                                                std::string_view routing_key, bind_options o) {
-  warren::exchange_unbind m;
-  m.destination = destination;
-  m.source = source;
-  m.routing_key = routing_key;
-  m.no_wait = o.no_wait;
-  if (o.arguments) m.arguments = *o.arguments;
+  auto m = binding<warren::exchange_unbind>(destination, source, routing_key, o.arguments, o.no_wait);
   co_await call_or_send(*handle_, m);
 }
 
@@ -304,23 +309,14 @@ asio::awaitable<queue_declare_result> channel::queue_declare(std::string_view na
 
 asio::awaitable<void> channel::queue_bind(std::string_view queue, std::string_view exchange,
                                           std::string_view routing_key, bind_options o) {
-  warren::queue_bind m;
-  m.queue = queue;
-  m.exchange = exchange;
-  m.routing_key = routing_key;
-  m.no_wait = o.no_wait;
-  if (o.arguments) m.arguments = *o.arguments;
+  auto m = binding<warren::queue_bind>(queue, exchange, routing_key, o.arguments, o.no_wait);
   co_await call_or_send(*handle_, m);
 }
 
 asio::awaitable<void> channel::queue_unbind(std::string_view queue, std::string_view exchange,
                                             std::string_view routing_key,
                                             const field_table* arguments) {
-  warren::queue_unbind m;
-  m.queue = queue;
-  m.exchange = exchange;
-  m.routing_key = routing_key;
-  if (arguments) m.arguments = *arguments;
+  auto m = binding<warren::queue_unbind>(queue, exchange, routing_key, arguments, false);
   co_await call(*handle_, m);
 }
 
@@ -529,7 +525,7 @@ bool channel::try_publish(const prepared_publish& prepared, std::string_view bod
   auto& h = *handle_;
   if (!h.core().writable(h.id)) {
     // A closed channel is an error, not a reason to wait.
-    if (!h.core().channel_open(h.id)) detail::throw_error(h.core().channel_error(h.id));
+    if (!h.core().is_channel_open(h.id)) detail::throw_error(h.core().channel_error(h.id));
     return false;
   }
   const std::uint64_t seq = publish_now(h, prepared, body);

@@ -84,11 +84,6 @@ struct connect_options {
   std::chrono::milliseconds request_timeout{60000};
 };
 
-enum class connection_event_type : std::uint8_t { blocked, unblocked };
-struct connection_notice {
-  connection_event_type type;
-  std::string reason;  // blocked: the broker's reason ("low on memory")
-};
 
 class channel;
 class consumer;

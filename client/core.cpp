@@ -259,12 +259,12 @@ void connection_core::on_connection_method(bytes_view payload) {
     }
     case connection_blocked::key:
       blocked_ = true;
-      event_ = connection_event{connection_event_kind::blocked,
+      event_ = connection_notice{connection_event_type::blocked,
                                 std::move(std::get<connection_blocked>(m).reason)};
       break;
     case connection_unblocked::key:
       blocked_ = false;
-      event_ = connection_event{connection_event_kind::unblocked, {}};
+      event_ = connection_notice{connection_event_type::unblocked, {}};
       notify_writable();
       break;
     case connection_update_secret_ok::key:
@@ -288,11 +288,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
   std::error_code ec;
   switch (key) {
     case basic_deliver::key:
-      ec = decode_method_as(payload, c.deliver);
-      if (!ec) {
-        c.content_for = channel_state::target::deliver;
-        c.content.expect_header();
-      }
+      ec = expect_content(c, payload, c.deliver, channel_state::target::deliver);
       break;
     case basic_ack::key: {
       basic_ack a;
@@ -307,11 +303,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
       break;
     }
     case basic_return::key:
-      ec = decode_method_as(payload, c.returned);
-      if (!ec) {
-        c.content_for = channel_state::target::returned;
-        c.content.expect_header();
-      }
+      ec = expect_content(c, payload, c.returned, channel_state::target::returned);
       break;
     case basic_get_ok::key:
       if (!c.requests.answers(basic_get_ok::key)) {
@@ -319,11 +311,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
                        "basic.get-ok without a basic.get");
         return;
       }
-      ec = decode_method_as(payload, c.get_ok);
-      if (!ec) {
-        c.content_for = channel_state::target::get_ok;
-        c.content.expect_header();
-      }
+      ec = expect_content(c, payload, c.get_ok, channel_state::target::get_ok);
       break;
     case channel_close::key: {
       channel_close close;
@@ -611,7 +599,7 @@ const connection_core::channel_state* connection_core::find_channel(
   return ch < channels_.size() ? channels_[ch].get() : nullptr;
 }
 
-bool connection_core::channel_open(std::uint16_t ch) const noexcept {
+bool connection_core::is_channel_open(std::uint16_t ch) const noexcept {
   const channel_state* c = find_channel(ch);
   return phase_ == phase::open && c != nullptr && c->state == channel_state::status::open;
 }

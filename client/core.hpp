@@ -150,7 +150,7 @@ class connection_core {
   // Picks a free channel id and sends channel.open; 0 if none is free.
   std::uint16_t open_channel(std::uint64_t id, completion done);
   void close_channel(std::uint16_t ch, std::uint64_t id, completion done);
-  bool channel_open(std::uint16_t ch) const noexcept;
+  bool is_channel_open(std::uint16_t ch) const noexcept;
   // Why the channel is not open (empty while it is).
   error_info channel_error(std::uint16_t ch) const;
 
@@ -332,7 +332,20 @@ class connection_core {
   void on_connection_method(bytes_view payload);
   void on_abandoned_channel_frame(const frame_view& f);
   void on_channel_method(std::uint16_t ch, channel_state& c, bytes_view payload);
+  // A content-carrying method (deliver, return, get-ok): decoded into the
+  // channel's slot for it; its header and body frames come next.
+  template <class M>
+  static std::error_code expect_content(channel_state& c, bytes_view payload, M& slot,
+                                        channel_state::target target) {
+    std::error_code ec = decode_method_as(payload, slot);
+    if (!ec) {
+      c.content_for = target;
+      c.content.expect_header();
+    }
+    return ec;
+  }
   void on_content_complete(std::uint16_t ch, channel_state& c);
+
   void on_reply(std::uint16_t ch, channel_state& c, std::uint32_t key, any_method&& m);
   void on_confirm(channel_state& c, std::uint64_t tag, bool multiple, bool ack);
   void on_return(channel_state& c, returned_message&& r);
@@ -377,7 +390,7 @@ class connection_core {
   waiter close_waiter_;
   clock::time_point close_deadline_{};
   error_info close_reason_;
-  std::optional<connection_event> event_;  // latest state not yet taken
+  std::optional<connection_notice> event_;  // latest state not yet taken
   waiter event_waiter_;
   std::vector<std::unique_ptr<channel_state>> channels_;  // index = channel id; 0 = connection
   std::uint16_t channel_hint_ = 1;

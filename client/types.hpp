@@ -160,6 +160,14 @@ struct publish_flags {
   bool immediate = false;  // RabbitMQ refuses it (540 NOT_IMPLEMENTED)
 };
 
+// connection.blocked / connection.unblocked, as connection::next_notice()
+// reports them.
+enum class connection_event_type : std::uint8_t { blocked, unblocked };
+struct connection_notice {
+  connection_event_type type = connection_event_type::blocked;
+  std::string reason;  // blocked: the broker's reason ("low on memory")
+};
+
 // Tallies returned by wait_for_confirms().
 struct confirm_summary {
   std::uint64_t acked = 0;

@@ -94,7 +94,7 @@ TEST_CASE("core encode errors fail the call locally and send nothing") {
   }
   s.expect_silence();
   CHECK(s.core.is_open());
-  CHECK(s.core.channel_open(ch));
+  CHECK(s.core.is_channel_open(ch));
   // The channel still works.
   recorder next = s.request(ch, declare("fine"));
   CHECK(s.expect<queue_declare>(ch).queue == "fine");
@@ -184,14 +184,14 @@ TEST_CASE("core blocked notices keep the latest state, not a list") {
   recorder first;
   s.core.next_event(s.core.next_op_id(), first.cb());
   REQUIRE(first.ok());
-  CHECK(first.result().event->kind == detail::connection_event_kind::blocked);
+  CHECK(first.result().event->type == connection_event_type::blocked);
   CHECK(first.result().event->reason == "low on memory");
   recorder second;
   s.core.next_event(s.core.next_op_id(), second.cb());
   CHECK_FALSE(second.done());
   s.send(0, connection_unblocked{});
   REQUIRE(second.ok());
-  CHECK(second.result().event->kind == detail::connection_event_kind::unblocked);
+  CHECK(second.result().event->type == connection_event_type::unblocked);
 }
 
 TEST_CASE("core replies owed to a broker that does not read are bounded") {
@@ -269,7 +269,7 @@ TEST_CASE("core request deadlines") {
     REQUIRE(r.done());
     CHECK(r.code() == errc::timeout);
     CHECK(r.result().error.text.find("queue.declare") != std::string::npos);
-    CHECK_FALSE(s.core.channel_open(ch));
+    CHECK_FALSE(s.core.is_channel_open(ch));
     CHECK(s.core.channel_error(ch).code == errc::timeout);
     s.expect<channel_close>(ch);
     // The id stays taken until the broker answers the close.
@@ -333,7 +333,7 @@ TEST_CASE("core a delivery for a consumer tag nobody registered is rejected with
   auto rej = s.expect<basic_reject>(ch);
   CHECK(rej.delivery_tag == 7);
   CHECK(rej.requeue);
-  CHECK(s.core.channel_open(ch));
+  CHECK(s.core.is_channel_open(ch));
 }
 
 TEST_CASE("core heartbeats while reading is paused") {

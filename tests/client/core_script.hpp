@@ -275,7 +275,7 @@ class script {
     expect<channel_open>(ch);
     send(ch, channel_open_ok{});
     REQUIRE(opened.ok());
-    REQUIRE(core.channel_open(ch));
+    REQUIRE(core.is_channel_open(ch));
     return ch;
   }
 

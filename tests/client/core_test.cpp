@@ -337,11 +337,11 @@ TEST_CASE("core channels: open and close") {
   const std::uint16_t ch = s.core.open_channel(s.core.next_op_id(), opened.cb());
   CHECK(ch == 1);
   s.expect<channel_open>(1);
-  CHECK_FALSE(s.core.channel_open(1));
+  CHECK_FALSE(s.core.is_channel_open(1));
   CHECK_FALSE(opened.done());
   s.send(1, channel_open_ok{});
   CHECK(opened.ok());
-  CHECK(s.core.channel_open(1));
+  CHECK(s.core.is_channel_open(1));
 
   recorder closed;
   s.core.close_channel(1, s.core.next_op_id(), closed.cb());
@@ -349,7 +349,7 @@ TEST_CASE("core channels: open and close") {
   CHECK(close.reply_code == 200);
   CHECK(close.class_id == 0);
   CHECK(close.method_id == 0);
-  CHECK_FALSE(s.core.channel_open(1));
+  CHECK_FALSE(s.core.is_channel_open(1));
   CHECK_FALSE(closed.done());
   s.send(1, channel_close_ok{});
   CHECK(closed.ok());
@@ -384,7 +384,7 @@ TEST_CASE("core channels: an id is reused only after close-ok") {
   s.send(1, channel_close_ok{});
   CHECK(closed.ok());
   CHECK(s.open_channel() == 1);
-  CHECK(s.core.channel_open(2));
+  CHECK(s.core.is_channel_open(2));
 }
 
 TEST_CASE("core channels: one synchronous request at a time, replies in order") {
@@ -448,7 +448,7 @@ TEST_CASE("core channels: a channel error closes only that channel") {
     CHECK(e.class_id == 50);
     CHECK(e.method_id == 10);
   }
-  CHECK_FALSE(s.core.channel_open(ch));
+  CHECK_FALSE(s.core.is_channel_open(ch));
   CHECK(s.core.channel_error(ch).code == amqp(404));
   CHECK(s.core.is_open());
 
@@ -505,7 +505,7 @@ TEST_CASE("core channels: a connection error fails everything") {
   CHECK(consumer->end_reason.code == amqp(320));
   CHECK(s.core.is_closed());
   CHECK(s.core.close_reason().code == amqp(320));
-  CHECK_FALSE(s.core.channel_open(ch));
+  CHECK_FALSE(s.core.is_channel_open(ch));
 
   recorder after = s.request(ch2, declare("x"));
   REQUIRE(after.done());
@@ -751,7 +751,7 @@ TEST_CASE("core deliveries: the broker cancels a consumer") {
     CHECK(c->buffer.empty());
     CHECK(c->end_reason.code == errc::consumer_cancelled);
   }
-  CHECK(s.core.channel_open(ch));
+  CHECK(s.core.is_channel_open(ch));
   CHECK(s.core.is_open());
 }
 
@@ -1053,7 +1053,7 @@ TEST_CASE("core connection.blocked and unblocked") {
   s.core.next_event(s.core.next_op_id(), first.cb());
   REQUIRE(first.ok());
   REQUIRE(first.result().event.has_value());
-  CHECK(first.result().event->kind == detail::connection_event_kind::blocked);
+  CHECK(first.result().event->type == connection_event_type::blocked);
   CHECK(first.result().event->reason == "low on memory");
 
   recorder second;
@@ -1064,7 +1064,7 @@ TEST_CASE("core connection.blocked and unblocked") {
   CHECK(s.core.writable(ch));
   CHECK(room.ok());
   REQUIRE(second.ok());
-  CHECK(second.result().event->kind == detail::connection_event_kind::unblocked);
+  CHECK(second.result().event->type == connection_event_type::unblocked);
   s.expect_silence();
 }
 
@@ -1174,7 +1174,7 @@ TEST_CASE("core cancellation") {
     s.send(ch2, channel_open_ok{});
     CHECK(s.expect<channel_close>(ch2).reply_code == 200);
     s.send(ch2, channel_close_ok{});
-    CHECK_FALSE(s.core.channel_open(ch2));
+    CHECK_FALSE(s.core.is_channel_open(ch2));
     CHECK(opened.count() == 1);
   }
   SUBCASE("a get cancelled after being sent rejects its message with requeue") {
