@@ -185,13 +185,24 @@ asio::any_io_executor connection::get_executor() const noexcept { return handle_
 
 namespace {
 
+// A synchronous request, with the whole result (basic.get's message too).
 template <class M>
-asio::awaitable<op_result> call(const detail::logical_channel& h, const M& m) {
+asio::awaitable<op_result> request(const detail::logical_channel& h, const M& m) {
   auto& impl = h.impl();
   const std::uint16_t ch = h.id;
   co_return co_await impl.checked_op([&impl, ch, &m](std::uint64_t id, detail::completion done) {
     impl.core_.request(ch, m, id, std::move(done));
   });
+}
+
+// A synchronous request that returns the broker's reply, of the type the
+// spec gives it (M::reply): the core matched the reply to the request's
+// responses, so it is that type.
+template <class M>
+asio::awaitable<typename M::reply> call(const detail::logical_channel& h, const M& m) {
+  op_result r = co_await request(h, m);
+  if constexpr (!std::is_void_v<typename M::reply>)
+    co_return std::get<typename M::reply>(std::move(*r.reply));
 }
 
 template <class M>
@@ -245,8 +256,8 @@ asio::awaitable<void> channel::close() {
 asio::awaitable<bool> channel::flow(bool active) {
   channel_flow m;
   m.active = active;
-  op_result r = co_await call(*handle_, m);
-  co_return std::get<channel_flow_ok>(*r.reply).active;
+  channel_flow_ok ok = co_await call(*handle_, m);
+  co_return ok.active;
 }
 
 asio::awaitable<void> channel::exchange_declare(std::string_view name, exchange_declare_options o) {
@@ -299,8 +310,7 @@ asio::awaitable<queue_declare_result> channel::queue_declare(std::string_view na
     res.queue = name;
     co_return res;
   }
-  op_result r = co_await call(*handle_, m);
-  auto& ok = std::get<queue_declare_ok>(*r.reply);
+  queue_declare_ok ok = co_await call(*handle_, m);
   res.queue = std::move(ok.queue);
   res.message_count = ok.message_count;
   res.consumer_count = ok.consumer_count;
@@ -323,8 +333,8 @@ asio::awaitable<void> channel::queue_unbind(std::string_view queue, std::string_
 asio::awaitable<std::uint32_t> channel::queue_purge(std::string_view queue) {
   warren::queue_purge m;
   m.queue = queue;
-  op_result r = co_await call(*handle_, m);
-  co_return std::get<queue_purge_ok>(*r.reply).message_count;
+  queue_purge_ok ok = co_await call(*handle_, m);
+  co_return ok.message_count;
 }
 
 asio::awaitable<std::uint32_t> channel::queue_delete(std::string_view queue,
@@ -338,8 +348,8 @@ asio::awaitable<std::uint32_t> channel::queue_delete(std::string_view queue,
     send(*handle_, m);
     co_return 0;
   }
-  op_result r = co_await call(*handle_, m);
-  co_return std::get<queue_delete_ok>(*r.reply).message_count;
+  queue_delete_ok ok = co_await call(*handle_, m);
+  co_return ok.message_count;
 }
 
 asio::awaitable<void> channel::qos(qos_options o) {
@@ -373,7 +383,7 @@ asio::awaitable<std::optional<message>> channel::get(std::string_view queue, boo
   basic_get m;
   m.queue = queue;
   m.no_ack = no_ack;
-  op_result r = co_await call(*handle_, m);
+  op_result r = co_await request(*handle_, m);  // get-ok brings the message
   co_return r.msg.take();
 }
 

@@ -29,12 +29,80 @@ inline constexpr std::uint16_t basic_class_id = 60;
 inline constexpr std::uint16_t confirm_class_id = 85;
 inline constexpr std::uint16_t tx_class_id = 90;
 
+// Every method struct, declared first so that each can name its reply.
+struct connection_start;
+struct connection_start_ok;
+struct connection_secure;
+struct connection_secure_ok;
+struct connection_tune;
+struct connection_tune_ok;
+struct connection_open;
+struct connection_open_ok;
+struct connection_close;
+struct connection_close_ok;
+struct connection_blocked;
+struct connection_unblocked;
+struct connection_update_secret;
+struct connection_update_secret_ok;
+struct channel_open;
+struct channel_open_ok;
+struct channel_flow;
+struct channel_flow_ok;
+struct channel_close;
+struct channel_close_ok;
+struct exchange_declare;
+struct exchange_declare_ok;
+struct exchange_delete;
+struct exchange_delete_ok;
+struct exchange_bind;
+struct exchange_bind_ok;
+struct exchange_unbind;
+struct exchange_unbind_ok;
+struct queue_declare;
+struct queue_declare_ok;
+struct queue_bind;
+struct queue_bind_ok;
+struct queue_unbind;
+struct queue_unbind_ok;
+struct queue_purge;
+struct queue_purge_ok;
+struct queue_delete;
+struct queue_delete_ok;
+struct basic_qos;
+struct basic_qos_ok;
+struct basic_consume;
+struct basic_consume_ok;
+struct basic_cancel;
+struct basic_cancel_ok;
+struct basic_publish;
+struct basic_return;
+struct basic_deliver;
+struct basic_get;
+struct basic_get_ok;
+struct basic_get_empty;
+struct basic_ack;
+struct basic_reject;
+struct basic_recover_async;
+struct basic_recover;
+struct basic_recover_ok;
+struct basic_nack;
+struct confirm_select;
+struct confirm_select_ok;
+struct tx_select;
+struct tx_select_ok;
+struct tx_commit;
+struct tx_commit_ok;
+struct tx_rollback;
+struct tx_rollback_ok;
+
 // Each method struct holds the method's fields, reserved fields left out, and:
 //   class_index, method_index  its ids (the spec's "index"), and key, both in one
 //   name                       "class.method", for diagnostics
 //   synchronous                whether the sender waits for one of `responses`
 //   has_content                whether a content header and body follow it
 //   responses                  keys of the methods that answer it
+//   reply                      the method that answers it (a variant of them
+//                              when there are several; void when none does)
 //   encode(w)                  appends the whole method payload (ids included)
 //   decode_arguments(r)        reads the fields that follow the ids; check r.ok()
 //   encoded_size()             the exact size encode() writes
@@ -47,6 +115,7 @@ struct connection_start {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {655371};
+  using reply = connection_start_ok;
 
   std::uint8_t version_major = 0;
   std::uint8_t version_minor = 0;
@@ -86,6 +155,7 @@ struct connection_start_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   field_table client_properties;
   std::string mechanism;
@@ -122,6 +192,7 @@ struct connection_secure {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {655381};
+  using reply = connection_secure_ok;
 
   std::string challenge;
 
@@ -149,6 +220,7 @@ struct connection_secure_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::string response;
 
@@ -176,6 +248,7 @@ struct connection_tune {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {655391};
+  using reply = connection_tune_ok;
 
   std::uint16_t channel_max = 0;
   std::uint32_t frame_max = 0;
@@ -209,6 +282,7 @@ struct connection_tune_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::uint16_t channel_max = 0;
   std::uint32_t frame_max = 0;
@@ -242,6 +316,7 @@ struct connection_open {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {655401};
+  using reply = connection_open_ok;
 
   std::string virtual_host;
 
@@ -273,6 +348,7 @@ struct connection_open_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4 + 1;
@@ -298,6 +374,7 @@ struct connection_close {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {655411};
+  using reply = connection_close_ok;
 
   std::uint16_t reply_code = 0;
   std::string reply_text;
@@ -334,6 +411,7 @@ struct connection_close_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -358,6 +436,7 @@ struct connection_blocked {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::string reason;
 
@@ -385,6 +464,7 @@ struct connection_unblocked {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -409,6 +489,7 @@ struct connection_update_secret {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {655431};
+  using reply = connection_update_secret_ok;
 
   std::string new_secret;
   std::string reason;
@@ -439,6 +520,7 @@ struct connection_update_secret_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -463,6 +545,7 @@ struct channel_open {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {1310731};
+  using reply = channel_open_ok;
 
   std::size_t encoded_size() const noexcept {
     return 4 + 1;
@@ -488,6 +571,7 @@ struct channel_open_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4 + 4;
@@ -513,6 +597,7 @@ struct channel_flow {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {1310741};
+  using reply = channel_flow_ok;
 
   bool active = false;
 
@@ -543,6 +628,7 @@ struct channel_flow_ok {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   bool active = false;
 
@@ -573,6 +659,7 @@ struct channel_close {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {1310761};
+  using reply = channel_close_ok;
 
   std::uint16_t reply_code = 0;
   std::string reply_text;
@@ -609,6 +696,7 @@ struct channel_close_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -633,6 +721,7 @@ struct exchange_declare {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {2621451};
+  using reply = exchange_declare_ok;
 
   std::string exchange;
   std::string type;
@@ -682,6 +771,7 @@ struct exchange_declare_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -706,6 +796,7 @@ struct exchange_delete {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {2621461};
+  using reply = exchange_delete_ok;
 
   std::string exchange;
   bool if_unused = false;
@@ -743,6 +834,7 @@ struct exchange_delete_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -767,6 +859,7 @@ struct exchange_bind {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {2621471};
+  using reply = exchange_bind_ok;
 
   std::string destination;
   std::string source;
@@ -811,6 +904,7 @@ struct exchange_bind_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -835,6 +929,7 @@ struct exchange_unbind {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {2621491};
+  using reply = exchange_unbind_ok;
 
   std::string destination;
   std::string source;
@@ -879,6 +974,7 @@ struct exchange_unbind_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -903,6 +999,7 @@ struct queue_declare {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3276811};
+  using reply = queue_declare_ok;
 
   std::string queue;
   bool passive = false;
@@ -949,6 +1046,7 @@ struct queue_declare_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::string queue;
   std::uint32_t message_count = 0;
@@ -982,6 +1080,7 @@ struct queue_bind {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3276821};
+  using reply = queue_bind_ok;
 
   std::string queue;
   std::string exchange;
@@ -1026,6 +1125,7 @@ struct queue_bind_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1050,6 +1150,7 @@ struct queue_unbind {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3276851};
+  using reply = queue_unbind_ok;
 
   std::string queue;
   std::string exchange;
@@ -1088,6 +1189,7 @@ struct queue_unbind_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1112,6 +1214,7 @@ struct queue_purge {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3276831};
+  using reply = queue_purge_ok;
 
   std::string queue;
   bool no_wait = false;
@@ -1147,6 +1250,7 @@ struct queue_purge_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::uint32_t message_count = 0;
 
@@ -1174,6 +1278,7 @@ struct queue_delete {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3276841};
+  using reply = queue_delete_ok;
 
   std::string queue;
   bool if_unused = false;
@@ -1213,6 +1318,7 @@ struct queue_delete_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::uint32_t message_count = 0;
 
@@ -1240,6 +1346,7 @@ struct basic_qos {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3932171};
+  using reply = basic_qos_ok;
 
   std::uint32_t prefetch_size = 0;
   std::uint16_t prefetch_count = 0;
@@ -1276,6 +1383,7 @@ struct basic_qos_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1300,6 +1408,7 @@ struct basic_consume {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3932181};
+  using reply = basic_consume_ok;
 
   std::string queue;
   std::string consumer_tag;
@@ -1347,6 +1456,7 @@ struct basic_consume_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::string consumer_tag;
 
@@ -1374,6 +1484,7 @@ struct basic_cancel {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3932191};
+  using reply = basic_cancel_ok;
 
   std::string consumer_tag;
   bool no_wait = false;
@@ -1407,6 +1518,7 @@ struct basic_cancel_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::string consumer_tag;
 
@@ -1434,6 +1546,7 @@ struct basic_publish {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = true;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::string exchange;
   std::string routing_key;
@@ -1474,6 +1587,7 @@ struct basic_return {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = true;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::uint16_t reply_code = 0;
   std::string reply_text;
@@ -1510,6 +1624,7 @@ struct basic_deliver {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = true;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::string consumer_tag;
   std::uint64_t delivery_tag = 0;
@@ -1552,6 +1667,7 @@ struct basic_get {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 2> responses = {3932231, 3932232};
+  using reply = std::variant<basic_get_ok, basic_get_empty>;
 
   std::string queue;
   bool no_ack = false;
@@ -1587,6 +1703,7 @@ struct basic_get_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = true;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::uint64_t delivery_tag = 0;
   bool redelivered = false;
@@ -1629,6 +1746,7 @@ struct basic_get_empty {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4 + 1;
@@ -1654,6 +1772,7 @@ struct basic_ack {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::uint64_t delivery_tag = 0;
   bool multiple = false;
@@ -1687,6 +1806,7 @@ struct basic_reject {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::uint64_t delivery_tag = 0;
   bool requeue = false;
@@ -1720,6 +1840,7 @@ struct basic_recover_async {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   bool requeue = false;
 
@@ -1750,6 +1871,7 @@ struct basic_recover {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {3932271};
+  using reply = basic_recover_ok;
 
   bool requeue = false;
 
@@ -1780,6 +1902,7 @@ struct basic_recover_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1804,6 +1927,7 @@ struct basic_nack {
   static constexpr bool synchronous = false;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::uint64_t delivery_tag = 0;
   bool multiple = false;
@@ -1839,6 +1963,7 @@ struct confirm_select {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {5570571};
+  using reply = confirm_select_ok;
 
   bool nowait = false;
 
@@ -1869,6 +1994,7 @@ struct confirm_select_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1893,6 +2019,7 @@ struct tx_select {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {5898251};
+  using reply = tx_select_ok;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1917,6 +2044,7 @@ struct tx_select_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1941,6 +2069,7 @@ struct tx_commit {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {5898261};
+  using reply = tx_commit_ok;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1965,6 +2094,7 @@ struct tx_commit_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -1989,6 +2119,7 @@ struct tx_rollback {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 1> responses = {5898271};
+  using reply = tx_rollback_ok;
 
   std::size_t encoded_size() const noexcept {
     return 4;
@@ -2013,6 +2144,7 @@ struct tx_rollback_ok {
   static constexpr bool synchronous = true;
   static constexpr bool has_content = false;
   static constexpr std::array<std::uint32_t, 0> responses = {};
+  using reply = void;
 
   std::size_t encoded_size() const noexcept {
     return 4;

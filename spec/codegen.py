@@ -301,6 +301,10 @@ constexpr std::uint32_t method_key(std::uint16_t class_id, std::uint16_t method_
 """]
     for cls in classes:
         out.append("inline constexpr std::uint16_t %s_class_id = %d;\n" % (ident(cls.name), cls.index))
+    out.append("\n// Every method struct, declared first so that each can name its reply.\n")
+    for cls in classes:
+        for m in cls.methods:
+            out.append("struct %s;\n" % m.struct)
     out.append("""
 // Each method struct holds the method's fields, reserved fields left out, and:
 //   class_index, method_index  its ids (the spec's "index"), and key, both in one
@@ -308,6 +312,8 @@ constexpr std::uint32_t method_key(std::uint16_t class_id, std::uint16_t method_
 //   synchronous                whether the sender waits for one of `responses`
 //   has_content                whether a content header and body follow it
 //   responses                  keys of the methods that answer it
+//   reply                      the method that answers it (a variant of them
+//                              when there are several; void when none does)
 //   encode(w)                  appends the whole method payload (ids included)
 //   decode_arguments(r)        reads the fields that follow the ids; check r.ok()
 //   encoded_size()             the exact size encode() writes
@@ -325,6 +331,14 @@ constexpr std::uint32_t method_key(std::uint16_t class_id, std::uint16_t method_
             out.append("  static constexpr bool has_content = %s;\n" % ("true" if m.content else "false"))
             out.append("  static constexpr std::array<std::uint32_t, %d> responses = {%s};\n"
                        % (len(resp), ", ".join(str(k) for k in resp)))
+            structs = [next(x.struct for x in cls.methods if x.name == r) for r in m.responses]
+            if not structs:
+                reply = "void"
+            elif len(structs) == 1:
+                reply = structs[0]
+            else:
+                reply = "std::variant<%s>" % ", ".join(structs)
+            out.append("  using reply = %s;\n" % reply)
             visible = [f for f in m.fields if not f.reserved]
             if visible:
                 out.append("\n")
