@@ -34,6 +34,13 @@ class memory_broker {
   explicit memory_broker(asio::any_io_executor ex) : link(std::make_shared<memory_link>(ex)) {
     parser_.set_frame_max(0xFFFFFFFFu);
   }
+  // A read still pending holds the driver, which holds the link: let go.
+  ~memory_broker() {
+    link->reader = nullptr;
+    link->writer = nullptr;
+  }
+  memory_broker(const memory_broker&) = delete;
+  memory_broker& operator=(const memory_broker&) = delete;
 
   std::shared_ptr<memory_link> link;
 

@@ -97,6 +97,11 @@ try:
             "arguments": [["x-message-ttl", "signedint", 60000], ["x-max-length", "signedint", 2]]},
             "declare-queue flags and typed arguments, as the broker lists them")
     expect(["declare-queue", q2, "--durable"], status=1)  # inequivalent auto_delete
+    # A name the protocol cannot carry fails locally, before anything is sent:
+    # a clear error, not a malformed frame the broker answers with 501.
+    expect(["declare-queue", "q" * 300], status=1,
+           stderr="warren declare-queue: cannot send queue.declare: a name, routing key or tag "
+                  "is longer than 255 bytes\n")
 
     # Exchanges and bindings.
     expect(["declare-exchange", ex1, "--type", "fanout", "--durable", "--argument",
