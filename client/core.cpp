@@ -588,6 +588,11 @@ void connection_core::next_event(std::uint64_t id, completion done) {
     done.consume(failed(close_reason_));
     return;
   }
+  if (event_waiter_.done) {
+    done.consume(failed(info(std::make_error_code(std::errc::operation_in_progress),
+                             "another next_notice() is already waiting")));
+    return;
+  }
   event_waiter_ = {id, std::move(done)};
 }
 

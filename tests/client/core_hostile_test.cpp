@@ -189,6 +189,11 @@ TEST_CASE("core blocked notices keep the latest state, not a list") {
   recorder second;
   s.core.next_event(s.core.next_op_id(), second.cb());
   CHECK_FALSE(second.done());
+  // A second reader is refused; the first keeps its place.
+  recorder third;
+  s.core.next_event(s.core.next_op_id(), third.cb());
+  REQUIRE(third.done());
+  CHECK(third.code() == std::errc::operation_in_progress);
   s.send(0, connection_unblocked{});
   REQUIRE(second.ok());
   CHECK(second.result().event->type == connection_event_type::unblocked);
