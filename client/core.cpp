@@ -178,9 +178,8 @@ void connection_core::on_abandoned_channel_frame(const frame_view& f) {
   const std::uint32_t key = peek_method_key(f.payload);
   if (key == channel_close::key) reply(f.channel, channel_close_ok{});
   if (key == channel_close::key || key == channel_close_ok::key) {
-    error_info why = channels_[f.channel]->closed_reason;
-    channels_[f.channel] = std::make_unique<channel_state>(cfg_.max_body_size);
-    channels_[f.channel]->closed_reason = std::move(why);
+    const error_info why = channels_[f.channel]->closed_reason;
+    fail_channel(f.channel, why);  // frees the id, fails what still waited on it
   }
 }
 
@@ -286,6 +285,24 @@ void connection_core::on_connection_method(bytes_view payload) {
 void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, bytes_view payload) {
   const std::uint32_t key = peek_method_key(payload);
   std::error_code ec;
+  if (c.state == channel_state::status::closing) {
+    // After our channel.close the spec has us discard everything but close,
+    // close-ok and the replies still owed to requests on the wire: no
+    // deliveries, no confirms, and no answers of ours (flow-ok, cancel-ok,
+    // rejects) on a channel we are closing.
+    switch (key) {
+      case basic_deliver::key:
+      case basic_return::key:
+        c.content_for = channel_state::target::discarded;
+        c.content.expect_header();
+        return;
+      case basic_ack::key:
+      case basic_nack::key:
+      case channel_flow::key:
+      case basic_cancel::key: return;
+      default: break;
+    }
+  }
   switch (key) {
     case basic_deliver::key:
       ec = expect_content(c, payload, c.deliver, channel_state::target::deliver);
@@ -379,6 +396,16 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
                        std::to_string(ch));
     return;
   }
+  if (key == basic_consume_ok::key &&
+      c.consumers.find(std::get<basic_consume_ok>(m).consumer_tag) != nullptr) {
+    // Two streams under one tag could not be told apart: fails every
+    // request, this one included.
+    protocol_error(reply_code::command_invalid, errc::unexpected_frame,
+                   "basic.consume-ok names consumer tag '" +
+                       std::get<basic_consume_ok>(m).consumer_tag + "', already in use on channel " +
+                       std::to_string(ch));
+    return;
+  }
   pending_request req = c.requests.pop_front();
   switch (key) {
     case channel_open_ok::key:
@@ -424,6 +451,10 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
 void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   const auto target = c.content_for;
   c.content_for = channel_state::target::none;
+  if (target == channel_state::target::discarded) {
+    c.content.take_body();
+    return;
+  }
   if (target == channel_state::target::deliver) {
     consumer_state* s = c.consumers.find(c.deliver.consumer_tag);
     if (s == nullptr) {
@@ -440,7 +471,8 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   msg.properties = std::move(c.content.properties());
   msg.body = c.content.take_body();
   switch (target) {
-    case channel_state::target::deliver: return;
+    case channel_state::target::deliver:
+    case channel_state::target::discarded: return;
     case channel_state::target::get_ok: {
       msg.delivery_tag = c.get_ok.delivery_tag;
       msg.redelivered = c.get_ok.redelivered;
@@ -453,8 +485,9 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
         r.reply = c.get_ok;
         r.msg = std::move(msg);
         complete(req.done, std::move(r));
-      } else if (!req.consumer) {
-        // Nobody waits for this message any more: give it back to the queue.
+      } else if (c.state != channel_state::status::closing) {
+        // Nobody waits for this message any more: give it back to the queue
+        // (closing the channel gives it back anyway).
         requeue(ch, msg.delivery_tag);
       }
       c.requests.pump(out());
@@ -557,7 +590,8 @@ void connection_core::requeue(std::uint16_t ch, std::uint64_t delivery_tag) {
 
 void connection_core::next_return(std::uint16_t ch, std::uint64_t id, completion done) {
   channel_state* c = find_channel(ch);
-  if (c == nullptr || c->state == channel_state::status::free) {
+  if (c == nullptr || c->state == channel_state::status::free ||
+      c->state == channel_state::status::abandoned) {
     done.consume(failed(channel_error(ch)));
     return;
   }
@@ -1056,6 +1090,11 @@ void connection_core::fail_all(const error_info& why) {
 
 void connection_core::protocol_error(reply_code code, std::error_code ec, std::string text) {
   if (phase_ == phase::closed) return;
+  if (phase_ == phase::closing) {
+    // Our connection.close is on the wire: nothing but close-ok may follow it.
+    fail_all(info(ec, std::move(text)));
+    return;
+  }
   connection_close m;
   m.reply_code = static_cast<std::uint16_t>(code);
   m.reply_text = text.substr(0, 255);

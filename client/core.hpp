@@ -243,7 +243,10 @@ class connection_core {
     status state = status::free;
     request_queue requests;
     content_assembler content;
-    enum class target : std::uint8_t { none, deliver, get_ok, returned } content_for = target::none;
+    // What the content now arriving belongs to (discarded: a delivery or
+    // return on a channel we are closing).
+    enum class target : std::uint8_t { none, deliver, get_ok, returned, discarded } content_for =
+        target::none;
     basic_deliver deliver;
     basic_get_ok get_ok;
     basic_return returned;
