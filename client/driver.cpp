@@ -222,7 +222,6 @@ void driver::close_transport() {
   if (closed_) return;
   closed_ = true;
   if (transport_) transport_->close();
-  std::error_code ignored;
   heartbeat_timer_.cancel();
   deadline_timer_.cancel();
   linger_timer_.cancel();
