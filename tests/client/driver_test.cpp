@@ -186,6 +186,28 @@ TEST_CASE("driver: handshake, channel and a request over the memory transport") 
   });
 }
 
+TEST_CASE("driver: what is queued before the service pass goes out in one write") {
+  run([](memory_broker& b) -> asio::awaitable<void> {
+    auto conn = co_await open(b);
+    auto ch = co_await open_channel(conn, b);
+    b.link->broker_read();
+    const std::size_t before = b.link->write_calls;
+    // None of these waits: all are queued before the posted pass runs.
+    for (int i = 0; i < 100; ++i) co_await ch.publish_pipelined("", "q", "body");
+    ch.ack(1);
+    co_await sleep_for(10ms);
+    CHECK(b.link->write_calls == before + 1);
+    // 100 publishes (method, header, body frames) and one ack, in that order.
+    int methods = 0;
+    for (int i = 0; i < 301; ++i) {
+      written_frame f = co_await b.next_frame();
+      if (f.type == frame_type::method) ++methods;
+      if (i == 300) CHECK(f.key() == basic_ack::key);
+    }
+    CHECK(methods == 101);
+  });
+}
+
 TEST_CASE("driver: an exception in the read loop fails the connection loudly") {
   run([](memory_broker& b) -> asio::awaitable<void> {
     auto conn = co_await open(b);

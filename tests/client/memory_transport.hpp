@@ -32,6 +32,7 @@ struct memory_link {
   bool client_closed = false;  // the driver closed its transport
   bool broker_closed = false;  // the broker hung up
   bool throw_on_read = false;  // the next read call throws
+  std::size_t write_calls = 0;  // write_some and async_write calls the driver made
   asio::steady_timer broker_wake;  // cancelled whenever the client writes
 
   std::span<std::uint8_t> read_into;
@@ -102,6 +103,7 @@ class memory_transport final : public detail::transport {
     link_->pump();
   }
   std::size_t write_some(bytes_view bytes, std::error_code& ec) override {
+    ++link_->write_calls;
     if (link_->client_closed || link_->broker_closed) {
       ec = asio::error::broken_pipe;
       return 0;
@@ -111,6 +113,7 @@ class memory_transport final : public detail::transport {
     return n;
   }
   void async_write(bytes_view bytes, std::shared_ptr<detail::transport_sink> sink) override {
+    ++link_->write_calls;
     link_->write_rest = bytes;
     link_->writer = std::move(sink);
     link_->pump();
