@@ -1,7 +1,7 @@
 // Writes a starting corpus for each fuzz target, so the fuzzers begin from
 // well-formed inputs instead of having to discover the formats:
 //
-//   seeds OUT_DIR     creates OUT_DIR/{frame_parser,method,field_table,content_header}/
+//   seeds OUT_DIR     creates OUT_DIR/{frame_parser,method,field_table,content_header,core}/
 //
 // Built and run by tests/fuzz/run; not a fuzz target itself.
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "../proto/method_samples.hpp"
+#include "core_session.hpp"
 #include "warren/client/wire.hpp"
 #include "warren/codec/frame.hpp"
 
@@ -105,5 +106,6 @@ int main(int argc, char** argv) {
   write(out / "frame_parser", "protocol_header",
         with_prefix(std::string("\x00\x00\x00", 3),
                     std::string_view(reinterpret_cast<const char*>(protocol_header.data()), 8)));
+  for (const auto& [name, p] : fuzz::sample_programs()) write(out / "core", name, p.str());
   return 0;
 }
