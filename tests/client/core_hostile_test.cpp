@@ -13,12 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-queue_declare declare(std::string name) {
-  queue_declare m;
-  m.queue = std::move(name);
-  return m;
-}
-
 basic_return unroutable() {
   basic_return r;
   r.reply_code = 312;
@@ -26,13 +20,6 @@ basic_return unroutable() {
   r.exchange = "ex";
   r.routing_key = "nowhere";
   return r;
-}
-
-basic_ack ack(std::uint64_t tag, bool multiple = false) {
-  basic_ack m;
-  m.delivery_tag = tag;
-  m.multiple = multiple;
-  return m;
 }
 
 // Feeds `count` copies of one frame in a single read.

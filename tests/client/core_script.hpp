@@ -118,6 +118,26 @@ inline byte_vec content_frames(std::uint16_t ch, std::string_view body,
   return out;
 }
 
+// Methods tests send or expect often.
+inline queue_declare declare(std::string name) {
+  queue_declare m;
+  m.queue = std::move(name);
+  return m;
+}
+template <class M>  // basic_ack or basic_nack
+M confirm_of(std::uint64_t tag, bool multiple) {
+  M m;
+  m.delivery_tag = tag;
+  m.multiple = multiple;
+  return m;
+}
+inline basic_ack ack(std::uint64_t tag, bool multiple = false) {
+  return confirm_of<basic_ack>(tag, multiple);
+}
+inline basic_nack nack(std::uint64_t tag, bool multiple = false) {
+  return confirm_of<basic_nack>(tag, multiple);
+}
+
 inline connection_start broker_start() {
   connection_start s;
   s.version_major = 0;

@@ -49,11 +49,6 @@ struct bytes_out {
 std::error_code amqp(std::uint16_t code) { return {code, amqp_category()}; }
 const std::error_code canceled = std::make_error_code(std::errc::operation_canceled);
 
-queue_declare declare(std::string name) {
-  queue_declare m;
-  m.queue = std::move(name);
-  return m;
-}
 queue_declare_ok declare_ok(std::string name, std::uint32_t messages = 0,
                             std::uint32_t consumers = 0) {
   queue_declare_ok m;
@@ -68,18 +63,6 @@ basic_deliver deliver(std::string tag, std::uint64_t delivery_tag, std::string r
   m.delivery_tag = delivery_tag;
   m.exchange = "ex";
   m.routing_key = std::move(routing_key);
-  return m;
-}
-basic_ack ack(std::uint64_t tag, bool multiple = false) {
-  basic_ack m;
-  m.delivery_tag = tag;
-  m.multiple = multiple;
-  return m;
-}
-basic_nack nack(std::uint64_t tag, bool multiple = false) {
-  basic_nack m;
-  m.delivery_tag = tag;
-  m.multiple = multiple;
   return m;
 }
 template <class M>
