@@ -451,7 +451,10 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
 void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   const auto target = c.content_for;
   c.content_for = channel_state::target::none;
-  if (target == channel_state::target::discarded) {
+  // Content that began before our channel.close and ends after it: dropped
+  // like any delivery to a channel we are closing.
+  if (target == channel_state::target::discarded ||
+      (target == channel_state::target::deliver && c.state == channel_state::status::closing)) {
     c.content.take_body();
     return;
   }
