@@ -99,6 +99,10 @@ asio::awaitable<connection> connect(connection_params params, const connect_opti
     asio::ip::tcp::socket socket(ex);
     auto [cec, ep] = co_await asio::async_connect(socket, endpoints, detail::tuple_awaitable);
     if (cec) detail::throw_error(detail::make_info(cec, "cannot connect to " + where + ": " + cec.message()));
+    std::error_code nb;
+    socket.non_blocking(true, nb);
+    if (nb)
+      detail::throw_error(detail::make_info(nb, "cannot make the socket non-blocking: " + nb.message()));
     co_return socket;
   };
   std::optional<asio::ip::tcp::socket> socket;

@@ -8,8 +8,6 @@ tcp_transport::tcp_transport(asio::ip::tcp::socket socket)
     : socket_(std::move(socket)), executor_(socket_.get_executor()) {
   std::error_code ec;
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-  socket_.non_blocking(true, ec);
-  if (ec) throw std::system_error(ec, "cannot make the socket non-blocking");
   auto ep = socket_.remote_endpoint(ec);
   where_ = ec ? std::string("tcp") : ep.address().to_string() + ":" + std::to_string(ep.port());
 }

@@ -9,8 +9,8 @@ namespace warren::detail {
 
 class tcp_transport final : public transport {
  public:
-  // `socket` is connected; it is made non-blocking (for write_some) and
-  // TCP_NODELAY is set.
+  // `socket` is connected and non-blocking (write_some must not wait);
+  // TCP_NODELAY is set here.
   explicit tcp_transport(asio::ip::tcp::socket socket);
 
   asio::any_io_executor get_executor() const override { return executor_; }
