@@ -22,10 +22,7 @@ using perf::now_ns;
 
 template <class M>
 void put_method(byte_buffer& out, std::uint16_t ch, const M& m) {
-  writer w(out);
-  const std::size_t at = begin_frame(w, frame_type::method, ch);
-  m.encode(w);
-  finish_frame(w, at);
+  write_method_frame(out, ch, m);
 }
 
 // A PerfTest body: bytes 0-3 the sequence number, 4-11 the send time in ns

@@ -289,14 +289,11 @@ class connection_core {
   template <class M>
   error_info encode_method(byte_buffer& out, std::uint16_t ch, const M& m) const {
     const std::size_t mark = out.size();
-    writer w(out);
-    const std::size_t start = begin_frame(w, frame_type::method, ch);
-    m.encode(w);
-    finish_frame(w, start);
-    if (w.ok() && (frame_max_ == 0 || out.size() - mark <= frame_max_)) return {};
+    const std::error_code ec = write_method_frame(out, ch, m);
+    if (!ec && (frame_max_ == 0 || out.size() - mark <= frame_max_)) return {};
     const std::size_t size = out.size() - mark;
     out.resize(mark);
-    return encode_failure(M::name, w.ok() ? std::error_code(errc::frame_too_large) : w.error(), size);
+    return encode_failure(M::name, ec ? ec : std::error_code(errc::frame_too_large), size);
   }
   error_info encode_failure(std::string_view method, std::error_code ec, std::size_t size) const;
   // Frames the core owes the broker (replies to its methods): encoded like
@@ -310,10 +307,7 @@ class connection_core {
   // For frames built by the core itself, whose fields it controls.
   template <class M>
   static void encode_method_frame(byte_buffer& out, std::uint16_t ch, const M& m) {
-    writer w(out);
-    const std::size_t start = begin_frame(w, frame_type::method, ch);
-    m.encode(w);
-    finish_frame(w, start);
+    write_method_frame(out, ch, m);
   }
 
   // The channel a publish goes to, or nullptr (and `done` failed, the error

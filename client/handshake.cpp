@@ -19,12 +19,10 @@ constexpr std::uint32_t negotiate_limit(std::uint32_t ours, std::uint32_t theirs
   return std::min(ours, theirs);
 }
 
+// The handshake's frames, whose fields it controls, always encode.
 template <class M>
 void put(byte_buffer& out, const M& m) {
-  writer w(out);
-  const std::size_t start = begin_frame(w, frame_type::method, 0);
-  m.encode(w);
-  finish_frame(w, start);
+  write_method_frame(out, 0, m);
 }
 
 }  // namespace

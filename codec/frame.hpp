@@ -51,6 +51,17 @@ inline void finish_frame(writer& w, std::size_t start) {
   w.u8(frame_end_octet);
 }
 
+// Appends one method frame: any method struct with encode(writer&). Returns
+// the writer's error (the frame is then malformed; the caller truncates).
+template <class M>
+std::error_code write_method_frame(byte_buffer& out, std::uint16_t channel, const M& m) {
+  writer w(out);
+  const std::size_t start = begin_frame(w, frame_type::method, channel);
+  m.encode(w);
+  finish_frame(w, start);
+  return w.error();
+}
+
 inline void write_heartbeat(byte_buffer& out) {
   static constexpr std::uint8_t hb[] = {8, 0, 0, 0, 0, 0, 0, frame_end_octet};
   out.append(hb, sizeof hb);

@@ -80,11 +80,7 @@ struct written_frame {
 template <class M>
 byte_vec method_frame(std::uint16_t ch, const M& m) {
   byte_buffer b;
-  writer w(b);
-  const std::size_t start = begin_frame(w, frame_type::method, ch);
-  m.encode(w);
-  finish_frame(w, start);
-  REQUIRE(w.ok());
+  REQUIRE(!write_method_frame(b, ch, m));
   return byte_vec(b.data(), b.data() + b.size());
 }
 

@@ -529,10 +529,7 @@ class core_session {
 
   template <class M>
   static void put_method(byte_buffer& out, std::uint16_t ch, const M& m) {
-    writer w(out);
-    const std::size_t start = begin_frame(w, frame_type::method, ch);
-    m.encode(w);
-    finish_frame(w, start);
+    write_method_frame(out, ch, m);
   }
 
   void feed_handshake(const byte_buffer& b) {
@@ -716,6 +713,15 @@ class core_session {
     credit_ += m.encoded_size() + 64;
   }
 
+  // A no-wait method has no reply to wait for.
+  template <class M>
+  void send_or_request(std::uint16_t ch, const M& m, bool no_wait) {
+    if (no_wait)
+      send(ch, m);
+    else
+      request(ch, m);
+  }
+
   void do_request() {
     const std::uint16_t ch = pick_channel(in_.u8());
     const std::uint8_t kind = in_.u8();
@@ -728,10 +734,7 @@ class core_session {
         m.no_wait = no_wait;
         // Over 5000 bytes: more than a frame_max of 4096 allows.
         if (kind & 0x40) m.arguments.add("x-big", std::string(5000, 'a'));
-        if (no_wait)
-          send(ch, m);
-        else
-          request(ch, m);
+        send_or_request(ch, m, no_wait);
         break;
       }
       case 1: {
@@ -739,10 +742,7 @@ class core_session {
         m.exchange = name;
         m.type = "direct";
         m.no_wait = no_wait;
-        if (no_wait)
-          send(ch, m);
-        else
-          request(ch, m);
+        send_or_request(ch, m, no_wait);
         break;
       }
       case 2: {
@@ -751,10 +751,7 @@ class core_session {
         m.exchange = name;
         m.routing_key = "rk";
         m.no_wait = no_wait;
-        if (no_wait)
-          send(ch, m);
-        else
-          request(ch, m);
+        send_or_request(ch, m, no_wait);
         break;
       }
       case 3: {
@@ -774,10 +771,7 @@ class core_session {
         queue_delete m;
         m.queue = name;
         m.no_wait = no_wait;
-        if (no_wait)
-          send(ch, m);
-        else
-          request(ch, m);
+        send_or_request(ch, m, no_wait);
         break;
       }
       case 6: {
