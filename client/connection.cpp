@@ -8,7 +8,7 @@
 
 #include "warren/client/core.hpp"
 #include "warren/client/driver.hpp"
-#include "warren/client/tcp_transport.hpp"
+#include "warren/client/dial.hpp"
 #include "warren/client/timeout.hpp"
 
 namespace warren {
@@ -52,19 +52,17 @@ using detail::op_result;
 
 // ---- connect ---------------------------------------------------------------
 
-asio::awaitable<connection> connect(std::string_view uri, const connect_options& options) {
+namespace detail {
+asio::awaitable<connection> connect_uri(std::string_view uri, const connect_options& options) {
   connection_params params;
   std::string what;
-  if (auto ec = parse_uri(uri, params, &what)) detail::throw_error(detail::make_info(ec, what));
-  auto pending = connect(std::move(params), options);
+  if (auto ec = parse_uri(uri, params, &what)) throw_error(make_info(ec, what));
+  std::vector<connection_params> one{std::move(params)};
+  auto pending = connect(std::move(one), options);
   connection c = co_await std::move(pending);
   co_return c;
 }
-
-asio::awaitable<connection> connect(std::string_view uri) {
-  static const connect_options defaults;
-  return connect(uri, defaults);
-}
+}  // namespace detail
 
 asio::awaitable<connection> connect(connection_params params) {
   static const connect_options defaults;
@@ -72,59 +70,47 @@ asio::awaitable<connection> connect(connection_params params) {
 }
 
 asio::awaitable<connection> connect(connection_params params, const connect_options& options) {
-  if (params.tls)
-    detail::throw_error(detail::make_info(errc::bad_uri, "amqps (TLS) is not supported"));
-  if (options.receive_batch_bytes > (std::size_t{4} << 20))
-    detail::throw_error(detail::make_info(std::make_error_code(std::errc::invalid_argument),
-                                          "receive_batch_bytes is over 4 MiB"));
-  if (options.receive_batch_bytes != 0 &&
-      (options.receive_batch_wait.count() <= 0 || options.receive_batch_wait > std::chrono::seconds(1)))
-    detail::throw_error(detail::make_info(std::make_error_code(std::errc::invalid_argument),
-                                          "receive_batch_wait must be above zero and at most 1 s"));
-  auto ex = co_await asio::this_coro::executor;
-  detail::core_config cfg;
-  cfg.params = params;
-  cfg.connection_name = options.connection_name;
-  cfg.max_body_size = options.max_body_size;
-  auto d = std::make_shared<detail::driver>(ex, std::move(cfg), options);
-  const std::string where = params.host + ":" + std::to_string(params.port);
-  const auto deadline = std::chrono::steady_clock::now() + params.connection_timeout;
+  std::vector<connection_params> one{std::move(params)};
+  return connect(std::move(one), options);
+}
 
-  // Resolving and connecting share the connection_timeout with the handshake.
-  auto reach = [ex, params, where]() -> asio::awaitable<asio::ip::tcp::socket> {
-    asio::ip::tcp::resolver resolver(ex);
-    auto [rec, endpoints] = co_await resolver.async_resolve(
-        params.host, std::to_string(params.port), detail::tuple_awaitable);
-    if (rec) detail::throw_error(detail::make_info(rec, "cannot resolve " + params.host + ": " + rec.message()));
-    asio::ip::tcp::socket socket(ex);
-    auto [cec, ep] = co_await asio::async_connect(socket, endpoints, detail::tuple_awaitable);
-    if (cec) detail::throw_error(detail::make_info(cec, "cannot connect to " + where + ": " + cec.message()));
-    std::error_code nb;
-    socket.non_blocking(true, nb);
-    if (nb)
-      detail::throw_error(detail::make_info(nb, "cannot make the socket non-blocking: " + nb.message()));
-    co_return socket;
-  };
-  std::optional<asio::ip::tcp::socket> socket;
-  if (params.connection_timeout.count() > 0) {
-    try {
-      auto pending = reach();
-      socket.emplace(co_await with_timeout(std::move(pending), params.connection_timeout));
-    } catch (const error& e) {
-      if (e.code() != errc::timeout) throw;
-      detail::throw_error(detail::make_info(
-          errc::timeout, "no AMQP connection to " + where + " within " +
-                             std::to_string(params.connection_timeout.count()) + " ms"));
+asio::awaitable<connection> connect(const std::vector<std::string>& uris,
+                                    const connect_options& options) {
+  std::vector<connection_params> candidates;
+  candidates.reserve(uris.size());
+  for (std::size_t i = 0; i < uris.size(); ++i) {
+    connection_params p;
+    std::string what;
+    if (auto ec = parse_uri(uris[i], p, &what)) {
+      if (uris.size() > 1) what = "URI " + std::to_string(i + 1) + ": " + what;
+      detail::throw_error(detail::make_info(ec, what));
     }
-  } else {
-    auto pending = reach();
-    socket.emplace(co_await std::move(pending));
+    candidates.push_back(std::move(p));
   }
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-  if (params.connection_timeout.count() > 0 && left.count() <= 0) left = std::chrono::milliseconds(1);
-  if (params.connection_timeout.count() <= 0) left = std::chrono::milliseconds(0);
-  auto pending = d->open(std::make_unique<detail::tcp_transport>(std::move(*socket)), left);
-  co_await std::move(pending);
+  return connect(std::move(candidates), options);
+}
+
+asio::awaitable<connection> connect(const connection_params& shared,
+                                    const std::vector<endpoint>& endpoints,
+                                    const connect_options& options) {
+  std::vector<connection_params> candidates;
+  candidates.reserve(endpoints.size());
+  for (const auto& e : endpoints) {
+    connection_params p = shared;
+    p.host = e.host;
+    p.port = e.port != 0 ? e.port : (shared.tls ? 5671 : 5672);
+    candidates.push_back(std::move(p));
+  }
+  return connect(std::move(candidates), options);
+}
+
+asio::awaitable<connection> connect(std::vector<connection_params> candidates,
+                                    const connect_options& options) {
+  detail::check_connect_options(options);
+  std::size_t chosen = 0;
+  auto pending = detail::open_first(candidates, options, &chosen);
+  auto d = co_await std::move(pending);
+  d->endpoint = to_uri(candidates[chosen], true);
   co_return detail::make_connection(std::move(d));
 }
 
@@ -184,6 +170,7 @@ const field_table& connection::server_properties() const noexcept {
   return handle_->impl->core_.server_properties();
 }
 asio::any_io_executor connection::get_executor() const noexcept { return handle_->impl->ex_; }
+std::string connection::endpoint() const { return handle_->impl->endpoint; }
 
 // ---- channel ---------------------------------------------------------------
 

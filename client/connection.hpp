@@ -40,6 +40,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "warren/client/types.hpp"
 #include "warren/client/uri.hpp"
@@ -54,6 +56,20 @@ struct connection_handle;
 struct logical_channel;
 struct consumer_state;
 }  // namespace detail
+
+}  // namespace warren
+
+namespace asio::ssl {
+class context;
+}
+
+namespace warren {
+
+// One broker of a list sharing the other connection parameters.
+struct endpoint {
+  std::string host;
+  std::uint16_t port = 0;  // 0: 5672, or 5671 with TLS
+};
 
 // Options beyond what the URI carries.
 struct connect_options {
@@ -82,6 +98,15 @@ struct connect_options {
   // channel (the connection, for connection-level methods): after a lost
   // reply the channel's replies can no longer be matched to requests.
   std::chrono::milliseconds request_timeout{60000};
+  // With several endpoints: try them in random order instead of as listed,
+  // so that many clients spread over a cluster.
+  bool shuffle_endpoints = false;
+  // amqps: a TLS context of your own (trust store, client certificate,
+  // protocol versions, ciphers...), shared by every connection given it.
+  // The parameters' verify setting, SNI and host name check still apply per
+  // connection; cacertfile, certfile and keyfile must then be empty. Null:
+  // a context is made from the parameters (TLS 1.2 or later).
+  std::shared_ptr<asio::ssl::context> tls_context;
 };
 
 
@@ -116,25 +141,61 @@ class connection {
   std::uint16_t heartbeat() const noexcept;
   const field_table& server_properties() const noexcept;
   asio::any_io_executor get_executor() const noexcept;
+  // The endpoint this connection reached, as a URI with the password shown
+  // as "***".
+  std::string endpoint() const;
 
   explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
 
  private:
-  friend asio::awaitable<connection> connect(connection_params, const connect_options&);
+  friend asio::awaitable<connection> connect(std::vector<connection_params>, const connect_options&);
   friend connection detail::make_connection(std::shared_ptr<detail::driver>);
   explicit connection(std::shared_ptr<detail::connection_handle> h) : handle_(std::move(h)) {}
   std::shared_ptr<detail::connection_handle> handle_;
 };
 
 // Connects, authenticates and opens the virtual host, within the
-// connection_timeout of the parameters. Throws warren::error:
+// connection_timeout of the parameters. amqps connects over TLS (see
+// connection_params for what is verified). Throws warren::error:
 // errc::bad_uri, errc::timeout, errc::authentication_failed (wrong
-// credentials), a reply code such as 530 NOT_ALLOWED (unknown vhost), or the
-// socket's error.
+// credentials), a reply code such as 530 NOT_ALLOWED (unknown vhost),
+// errc::certificate_rejected, errc::tls_handshake_failed,
+// errc::tls_setup_failed, errc::tls_unavailable (a build without TLS), or
+// the socket's error. No error text contains the password.
 asio::awaitable<connection> connect(connection_params params, const connect_options& options);
 asio::awaitable<connection> connect(connection_params params);
-asio::awaitable<connection> connect(std::string_view uri, const connect_options& options);
-asio::awaitable<connection> connect(std::string_view uri);
+
+// The same over several endpoints (the nodes of a cluster, say): each is
+// tried within its own connection_timeout, in order (or shuffled, see
+// connect_options), until one opens. If none does, the error lists every
+// endpoint and why it failed; its code is the failures' common code, or
+// errc::no_endpoint when they differ. connection::endpoint() tells which
+// one answered.
+asio::awaitable<connection> connect(std::vector<connection_params> candidates,
+                                    const connect_options& options);
+// Several URIs, each parsed as parse_uri does (errc::bad_uri names the bad one).
+asio::awaitable<connection> connect(const std::vector<std::string>& uris,
+                                    const connect_options& options);
+// Host and port pairs sharing the rest of `shared` (credentials, vhost, TLS).
+asio::awaitable<connection> connect(const connection_params& shared,
+                                    const std::vector<endpoint>& endpoints,
+                                    const connect_options& options);
+
+namespace detail {
+asio::awaitable<connection> connect_uri(std::string_view uri, const connect_options& options);
+}
+// One URI (a template so that a braced list of strings picks the list form).
+template <class S>
+  requires std::is_convertible_v<const S&, std::string_view>
+asio::awaitable<connection> connect(const S& uri, const connect_options& options) {
+  return detail::connect_uri(std::string_view(uri), options);
+}
+template <class S>
+  requires std::is_convertible_v<const S&, std::string_view>
+asio::awaitable<connection> connect(const S& uri) {
+  static const connect_options defaults;
+  return detail::connect_uri(std::string_view(uri), defaults);
+}
 
 // A delivery stream of basic.consume.
 class consumer {

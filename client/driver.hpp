@@ -91,6 +91,8 @@ class driver final : public transport_sink,
   asio::any_io_executor ex_;
   connection_core core_;
   connect_options opts_;
+  // The endpoint reached, as a URI without the password (set by connect()).
+  std::string endpoint;
 
  private:
   template <class F>

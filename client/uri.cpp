@@ -265,23 +265,38 @@ bool apply_param(const std::string& name, const std::string& value, connection_p
       return st.fail("query parameter auth_mechanism='" + value +
                      "' is not one of plain, amqplain, external");
     }
+  } else if (name == "cacertfile" || name == "certfile" || name == "keyfile" ||
+             name == "verify" || name == "server_name_indication") {
+    // Settings that only mean something over TLS: on amqp:// they would
+    // suggest a protection the connection does not have.
+    if (!p.tls) return st.fail("query parameter '" + name + "' needs an amqps:// URI");
+    if (value.empty()) return st.fail("query parameter '" + name + "' is empty");
+    if (name == "cacertfile") {
+      p.cacertfile = value;
+    } else if (name == "certfile") {
+      p.certfile = value;
+    } else if (name == "keyfile") {
+      p.keyfile = value;
+    } else if (name == "server_name_indication") {
+      p.server_name_indication = value;
+    } else if (value == "verify_peer") {
+      p.verify = tls_verify::peer;
+    } else if (value == "verify_none") {
+      p.verify = tls_verify::none;
+    } else {
+      return st.fail("query parameter verify='" + value + "' is not verify_peer or verify_none");
+    }
   } else {
-    // RabbitMQ's clients take these for TLS; accepting them here and then
-    // ignoring them would connect with weaker settings than asked for.
-    static constexpr std::string_view tls_params[] = {"cacertfile",
-                                                      "certfile",
-                                                      "keyfile",
-                                                      "verify",
-                                                      "fail_if_no_peer_cert",
-                                                      "server_name_indication",
-                                                      "depth",
-                                                      "password"};
-    for (auto t : tls_params) {
+    // RabbitMQ's clients take these too; accepting them and then ignoring
+    // them would connect with other settings than asked for.
+    static constexpr std::string_view unsupported[] = {"fail_if_no_peer_cert", "depth", "password"};
+    for (auto t : unsupported) {
       if (name == t) return st.fail("TLS query parameter '" + name + "' is not supported");
     }
     return st.fail("unknown query parameter '" + name +
                    "' (known: heartbeat, frame_max, channel_max, connection_timeout, "
-                   "auth_mechanism)");
+                   "auth_mechanism, cacertfile, certfile, keyfile, verify, "
+                   "server_name_indication)");
   }
   return true;
 }
@@ -439,6 +454,13 @@ std::string to_uri(const connection_params& p, bool redact_password) {
     std::string m = p.auth_mechanism;
     std::transform(m.begin(), m.end(), m.begin(), lower);
     param("auth_mechanism", m);
+  }
+  if (p.tls) {
+    if (!p.cacertfile.empty()) param("cacertfile", p.cacertfile);
+    if (!p.certfile.empty()) param("certfile", p.certfile);
+    if (!p.keyfile.empty()) param("keyfile", p.keyfile);
+    if (p.verify != d.verify) param("verify", "verify_none");
+    if (!p.server_name_indication.empty()) param("server_name_indication", p.server_name_indication);
   }
   return s;
 }

@@ -10,6 +10,12 @@
 
 namespace warren {
 
+// Whether the broker's certificate is checked (amqps only).
+enum class tls_verify {
+  peer,  // the chain must lead to a trusted CA and name the host (the default)
+  none,  // anything is accepted: encryption without authentication
+};
+
 // Everything needed to open a connection. The defaults are what a URI with the
 // component left out means.
 struct connection_params {
@@ -32,6 +38,21 @@ struct connection_params {
   // Set by the amqps scheme.
   bool tls = false;
 
+  // TLS settings, used only with tls. Files are PEM.
+  // CA certificates that may sign the broker's certificate; empty = the
+  // system's trust store.
+  std::string cacertfile;
+  // The client's certificate (with its chain) and private key (unencrypted),
+  // for brokers that ask for one and for EXTERNAL authentication. keyfile
+  // empty: the key is read from certfile.
+  std::string certfile;
+  std::string keyfile;
+  tls_verify verify = tls_verify::peer;
+  // The name sent in SNI and matched against the broker's certificate; empty
+  // = host. (No SNI is sent for a host given as an IP address, as RFC 6066
+  // requires; the certificate must then name that address.)
+  std::string server_name_indication;
+
   bool operator==(const connection_params&) const = default;
 };
 
@@ -44,8 +65,9 @@ struct connection_params {
 // path without its leading '/': no path and a lone "/" ("amqp://host/") both
 // mean the default vhost "/", which can also be written %2F.
 // Query parameters: heartbeat, frame_max, channel_max, connection_timeout
-// (milliseconds), auth_mechanism (plain, amqplain, external); any other name
-// is an error.
+// (milliseconds), auth_mechanism (plain, amqplain, external), and for amqps
+// only cacertfile, certfile, keyfile, verify (verify_peer, verify_none) and
+// server_name_indication; any other name is an error.
 //
 // Errors: errc::bad_uri for anything malformed, out of range or unknown; `out`
 // is left untouched and `*what` (when given) receives a one-line reason that
@@ -60,5 +82,8 @@ connection_params parse_uri(std::string_view uri);
 // query parameters. parse_uri(to_uri(p)) == p for every p that parse_uri can
 // produce. With redact_password the password is written as "***" (for logs).
 std::string to_uri(const connection_params& params, bool redact_password = false);
+
+// True when the library was built with TLS (amqps) support.
+bool tls_supported() noexcept;
 
 }  // namespace warren

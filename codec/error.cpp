@@ -42,6 +42,11 @@ class warren_category_impl final : public std::error_category {
       case errc::publish_too_large: return "message larger than the broker accepts";
       case errc::output_overflow: return "the broker does not read what the client must send";
       case errc::internal_error: return "internal error in the client";
+      case errc::tls_unavailable: return "TLS is not available: the library was built without it";
+      case errc::tls_setup_failed: return "TLS set-up failed (CA, certificate or key file)";
+      case errc::tls_handshake_failed: return "TLS handshake failed";
+      case errc::certificate_rejected: return "the broker's certificate was rejected";
+      case errc::no_endpoint: return "no endpoint could be reached";
     }
     return "warren error " + std::to_string(ev);
   }

@@ -45,6 +45,12 @@ enum class errc {
   publish_too_large,      // a message over the broker's max message size
   output_overflow,        // the broker stopped reading while the client owed it replies
   internal_error,         // the client's own loop failed (an exception); the connection ends
+  // TLS (amqps).
+  tls_unavailable,        // amqps was asked for, but the library was built without TLS
+  tls_setup_failed,       // a CA, certificate or key file could not be loaded, or they do not match
+  tls_handshake_failed,   // the TLS handshake failed (protocol version, ciphers, an alert from the peer)
+  certificate_rejected,   // the broker's certificate failed verification (untrusted, expired, another host)
+  no_endpoint,            // none of the endpoints given to connect() could be reached
 };
 
 const std::error_category& warren_category() noexcept;

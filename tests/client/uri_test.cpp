@@ -305,8 +305,12 @@ TEST_CASE("uri errors: query parameters") {
   bad("amqp://host?foo=1", "unknown query parameter 'foo'");
   bad("amqp://host?Heartbeat=1", "unknown query parameter 'Heartbeat'");
   bad("amqp://host?heartbeat=5&foo=1", "unknown query parameter 'foo'");
-  bad("amqp://host?cacertfile=/tmp/ca.pem", "TLS query parameter 'cacertfile' is not supported");
-  bad("amqps://host?verify=verify_peer", "TLS query parameter 'verify'");
+  bad("amqp://host?cacertfile=/tmp/ca.pem", "'cacertfile' needs an amqps:// URI");
+  bad("amqp://host?verify=verify_none", "'verify' needs an amqps:// URI");
+  bad("amqps://host?verify=none", "verify='none' is not verify_peer or verify_none");
+  bad("amqps://host?certfile=", "'certfile' is empty");
+  bad("amqps://host?password=secret", "TLS query parameter 'password' is not supported");
+  bad("amqps://host?fail_if_no_peer_cert=true", "'fail_if_no_peer_cert' is not supported");
   bad("amqp://host?heartbeat=5&heartbeat=6", "'heartbeat' is given more than once");
   bad("amqp://host?heartbeat=5%", "incomplete %-escape in query parameter value");
   bad("amqp://host?heart%zzbeat=5", "bad %-escape in query parameter name");
@@ -340,6 +344,32 @@ TEST_CASE("to_uri: exact text") {
   connection_params e = with_host("h");
   e.vhost = "";
   CHECK(to_uri(e) == "amqp://guest:guest@h:5672/");
+}
+
+TEST_CASE("uri: TLS query parameters (amqps only)") {
+  auto p = ok("amqps://u:p@broker.example/v?cacertfile=%2Fetc%2Fca.pem&certfile=/c/client.pem&"
+              "keyfile=/c/client.key&verify=verify_none&server_name_indication=node-1.example&"
+              "auth_mechanism=external");
+  CHECK(p.tls);
+  CHECK(p.port == 5671);
+  CHECK(p.cacertfile == "/etc/ca.pem");
+  CHECK(p.certfile == "/c/client.pem");
+  CHECK(p.keyfile == "/c/client.key");
+  CHECK(p.verify == tls_verify::none);
+  CHECK(p.server_name_indication == "node-1.example");
+  CHECK(p.auth_mechanism == "EXTERNAL");
+  // Secure unless said otherwise: verification on, no files, SNI = host.
+  auto d = ok("amqps://broker.example");
+  CHECK(d.verify == tls_verify::peer);
+  CHECK(d.cacertfile.empty());
+  CHECK(d.server_name_indication.empty());
+  CHECK(ok("amqps://h?verify=verify_peer").verify == tls_verify::peer);
+  // The redacted form keeps the TLS settings and hides only the password.
+  auto shown = to_uri(p, true);
+  CHECK(shown.find("***") != std::string::npos);
+  CHECK(shown.find(":p@") == std::string::npos);
+  CHECK(shown.find("verify=verify_none") != std::string::npos);
+  CHECK(shown.find("cacertfile=%2Fetc%2Fca.pem") != std::string::npos);
 }
 
 TEST_CASE("to_uri: round-trips through parse_uri") {
@@ -383,6 +413,17 @@ TEST_CASE("to_uri: round-trips through parse_uri") {
     p.frame_max = 4096;
     p.channel_max = 65535;
     p.connection_timeout = 0ms;
+    cases.push_back(p);
+  }
+  {
+    connection_params p = with_host("h");
+    p.tls = true;
+    p.port = 5671;
+    p.cacertfile = "/etc/ssl/ca dir/ca.pem";
+    p.certfile = "c&=.pem";
+    p.keyfile = "k%.pem";
+    p.verify = tls_verify::none;
+    p.server_name_indication = "broker.example";
     cases.push_back(p);
   }
   for (const auto& p : cases) {
