@@ -7,6 +7,7 @@
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "warren/client/driver.hpp"
@@ -61,8 +62,18 @@ asio::awaitable<std::shared_ptr<driver>> open_one(const connection_params& param
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   if (limit.count() > 0 && left.count() <= 0) left = std::chrono::milliseconds(1);
   if (limit.count() <= 0) left = std::chrono::milliseconds(0);
-  auto pending = d->open(std::move(t), left);
-  co_await std::move(pending);
+  std::optional<error_info> late;
+  try {
+    auto pending = d->open(std::move(t), left);
+    co_await std::move(pending);
+  } catch (const error& e) {
+    if (e.code() != errc::timeout) throw;
+    late = e.info();
+  }
+  // The whole attempt had one limit: name that, not the part of it left for
+  // the handshake.
+  if (late) throw_error(make_info(errc::timeout, "no AMQP connection to " + where_of(params) +
+                                                     " within " + std::to_string(limit.count()) + " ms"));
   co_return d;
 }
 

@@ -112,6 +112,10 @@ std::shared_ptr<asio::ssl::context> make_tls_context(const connection_params& p)
     if (ec) setup_failed("cannot load certfile " + p.certfile + ": " + reason_of(ec));
     const std::string& key = p.keyfile.empty() ? p.certfile : p.keyfile;
     ctx->use_private_key_file(key, asio::ssl::context::pem, ec);
+    if (ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH &&
+        ec.category() == asio::error::get_ssl_category()) {
+      setup_failed("the private key in " + key + " does not match the certificate in " + p.certfile);
+    }
     if (ec) {
       setup_failed("cannot load the private key from " + key + ": " + reason_of(ec) +
                    " (keys must be PEM and unencrypted)");

@@ -21,8 +21,10 @@ namespace warren::test {
 class tcp_proxy {
  public:
   // Listens on 127.0.0.1 (an ephemeral port) and relays each accepted
-  // connection to the broker of broker_params().
-  explicit tcp_proxy(asio::any_io_executor ex) : state_(std::make_shared<state>(ex)) {
+  // connection to the broker of broker_params(), or to another port of
+  // that host (its TLS listener, say).
+  explicit tcp_proxy(asio::any_io_executor ex, std::uint16_t upstream_port = 0)
+      : state_(std::make_shared<state>(ex)) {
     asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
     state_->acceptor.open(ep.protocol());
     state_->acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true));
@@ -30,7 +32,8 @@ class tcp_proxy {
     state_->acceptor.listen();
     auto p = broker_params();
     state_->upstream =
-        asio::ip::tcp::endpoint(asio::ip::make_address(resolve_host(p.host)), p.port);
+        asio::ip::tcp::endpoint(asio::ip::make_address(resolve_host(p.host)),
+                                upstream_port != 0 ? upstream_port : p.port);
     asio::co_spawn(ex, accept_loop(state_), asio::detached);
   }
   tcp_proxy(const tcp_proxy&) = delete;
