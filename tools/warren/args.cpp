@@ -60,7 +60,11 @@ void parsed_args::add(std::string name, std::string value) {
 
 const std::vector<option_spec>& common_options() {
   static const std::vector<option_spec> common = {
-      {"uri", "URI", "the broker (default: $AMQP_URL, else\namqp://guest:guest@127.0.0.1:5672/)"},
+      {"uri", "URI",
+       "the broker, amqp:// or amqps:// (default: $AMQP_URL\n"
+       "or amqp://guest:guest@127.0.0.1:5672/); given more\n"
+       "than once: tried in order until one answers",
+       true},
       {"help", "", "show this help and exit"},
   };
   return common;

@@ -61,7 +61,8 @@ class parsed_args {
   std::map<std::string, std::vector<std::string>, std::less<>> values_;
 };
 
-// The options every command takes (--uri, --help), added to each spec.
+// The options every command takes (--uri, repeatable, and --help), added to
+// each spec.
 const std::vector<option_spec>& common_options();
 
 // Parses args (argv after the subcommand's name). Throws usage_error.

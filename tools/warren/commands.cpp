@@ -14,6 +14,7 @@
 #include <limits>
 #include <string_view>
 
+#include "tools/redact.hpp"
 #include "tools/warren/args.hpp"
 #include "tools/warren/failure.hpp"
 #include "tools/warren/printable.hpp"
@@ -27,18 +28,42 @@ namespace {
 constexpr std::string_view default_uri = "amqp://guest:guest@127.0.0.1:5672/";
 constexpr std::uint64_t unlimited = std::numeric_limits<std::uint64_t>::max();
 
+void to_stderr(std::string_view line) {
+  const std::string safe = tools::redact_passwords(line);
+  std::fwrite(safe.data(), 1, safe.size(), stderr);
+}
+
+void note(std::string_view command, std::string_view text) { to_stderr(diagnostic(command, text)); }
+
 // A connection opened on first use, closed when the command is done.
 struct session {
-  std::string uri;
-  std::string name;  // the connection's name, shown by the broker
+  std::vector<std::string> uris;  // tried in order
+  std::string name;               // the connection's name, shown by the broker
+  std::string_view command;
   connection conn;
 
   asio::awaitable<channel> open_channel() {
     connect_options options;
     options.connection_name = name;
-    conn = co_await connect(uri, options);
+    conn = co_await connect(uris, options);
+    if (uris.size() > 1) note_fallback();
     channel ch = co_await conn.open_channel();
     co_return ch;
+  }
+
+  // With several URIs, a connection that is not to the first one is worth a
+  // word on stderr: the brokers before it did not answer.
+  void note_fallback() const {
+    const std::string reached = conn.endpoint();
+    for (std::size_t i = 0; i < uris.size(); ++i) {
+      connection_params p;
+      if (parse_uri(uris[i], p)) continue;
+      if (to_uri(p, true) != reached) continue;
+      if (i != 0)
+        note(command, "connected to " + reached + " (URI " + std::to_string(i + 1) + " of " +
+                          std::to_string(uris.size()) + "; the ones before it failed)");
+      return;
+    }
   }
 };
 
@@ -53,10 +78,6 @@ void out(std::string_view s) {
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fflush(stdout);
 }
-
-void to_stderr(std::string_view line) { std::fwrite(line.data(), 1, line.size(), stderr); }
-
-void note(std::string_view command, std::string_view text) { to_stderr(diagnostic(command, text)); }
 
 std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
@@ -655,9 +676,19 @@ std::string top_help() {
   }
   s += "\nOptions (also accepted after COMMAND):\n"
        "  --uri URI           the broker (default: $AMQP_URL, else\n"
-       "                      amqp://guest:guest@127.0.0.1:5672/)\n"
+       "                      amqp://guest:guest@127.0.0.1:5672/); repeat it to give\n"
+       "                      fallbacks, tried in order until one answers\n"
        "  --help              show this help (COMMAND --help: that command's)\n"
        "  --version           print warren's version\n\n"
+       "URIs: amqp://USER:PASSWORD@HOST:PORT/VHOST, or amqps://... for TLS (port 5671\n"
+       "by default; the broker's certificate is verified against the system's trust\n"
+       "store and must name HOST). RabbitMQ's query parameters: heartbeat, frame_max,\n"
+       "channel_max, connection_timeout (ms), auth_mechanism=external, and for amqps\n"
+       "cacertfile, certfile, keyfile (PEM files), verify=verify_none,\n"
+       "server_name_indication. Example:\n"
+       "  amqps://guest:guest@localhost:5671/?cacertfile=/etc/rabbitmq/ca.pem\n"
+       "When none opens, the error names each endpoint and why it failed. No message\n"
+       "of warren shows a password from a URI: it is written ***.\n\n"
        "Exit status: 0 success; 1 the broker or the connection reported an error (its\n"
        "reply code and text go to stderr: \"404 NOT_FOUND - no queue 'x' in vhost '/'\n"
        "(queue.declare)\"); 2 a usage error; 3 publish: a message was returned\n"
@@ -665,11 +696,11 @@ std::string top_help() {
   return s;
 }
 
-int run_one(const command& c, const parsed_args& a, std::string uri) {
+int run_one(const command& c, const parsed_args& a, std::vector<std::string> uris) {
   asio::io_context io;
   int status = exit_error;
-  session s{std::move(uri), "warren " + std::string(c.spec.name), {}};
   const std::string_view name = c.spec.name;
+  session s{std::move(uris), "warren " + std::string(name), name, {}};
   auto work = [](const command* c, const parsed_args* a, session* s) -> asio::awaitable<int> {
     const int r = co_await c->run(*a, *s);
     if (s->conn) co_await s->conn.close();
@@ -693,11 +724,8 @@ int run_one(const command& c, const parsed_args& a, std::string uri) {
 }  // namespace
 
 int run_command_line(const std::vector<std::string>& args) {
-  std::string uri;
-  if (const char* env = std::getenv("AMQP_URL"); env && *env)
-    uri = env;
-  else
-    uri = default_uri;
+  // --uri before and after the command, in the order given.
+  std::vector<std::string> uris;
   std::size_t i = 0;
   // Options before the command: --uri, --help, --version.
   for (; i < args.size() && args[i].starts_with("-"); ++i) {
@@ -710,10 +738,14 @@ int run_command_line(const std::vector<std::string>& args) {
       out("warren " + std::string(version_string) + "\n");
       return exit_ok;
     }
-    if (a == "--uri" && i + 1 < args.size()) {
-      uri = args[++i];
+    if (a == "--uri") {
+      if (i + 1 == args.size()) {
+        to_stderr("warren: --uri needs a value (URI) (see warren --help)\n");
+        return exit_usage;
+      }
+      uris.push_back(args[++i]);
     } else if (a.starts_with("--uri=")) {
-      uri = a.substr(6);
+      uris.push_back(a.substr(6));
     } else {
       to_stderr("warren: unknown option '" + printable(a) +
                 "' before the command (see warren --help)\n");
@@ -745,8 +777,12 @@ int run_command_line(const std::vector<std::string>& args) {
     out(help_text(cmd->spec));
     return exit_ok;
   }
-  if (auto u = parsed.value("uri")) uri = *u;
-  return run_one(*cmd, parsed, uri);
+  for (auto& u : parsed.values("uri")) uris.push_back(std::move(u));
+  if (uris.empty()) {
+    const char* env = std::getenv("AMQP_URL");
+    uris.emplace_back(env && *env ? std::string_view(env) : default_uri);
+  }
+  return run_one(*cmd, parsed, std::move(uris));
 }
 
 }  // namespace warren::cli

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "tools/redact.hpp"
 #include "tools/warren/json.hpp"
 
 namespace warren::cli {
@@ -66,13 +67,14 @@ inline std::string printable(std::string_view s) {
   return out;
 }
 
-// "warren COMMAND: TEXT\n" with TEXT made printable. Every diagnostic goes
-// through here: error texts carry reply texts and names from the broker.
+// "warren COMMAND: TEXT\n" with TEXT made printable and any password in it
+// hidden. Every diagnostic goes through here: error texts carry reply texts
+// and names from the broker, and usage errors what was typed.
 inline std::string diagnostic(std::string_view command, std::string_view text) {
   std::string line = "warren ";
   line += printable(command);
   line += ": ";
-  line += printable(text);
+  line += printable(tools::redact_passwords(text));
   line += '\n';
   return line;
 }
