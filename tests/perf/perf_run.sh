@@ -60,9 +60,16 @@ fail() {
 perf() {
   local name="$1"
   shift
+  perf_at "$name" -h "$url" "$@"
+}
+
+# perf_at NAME ARGS...: as perf, with the broker URIs among ARGS.
+perf_at() {
+  local name="$1"
+  shift
   echo "+ warren-perf $*"
   local rc=0
-  timeout -k 5 60 "$perf" -h "$url" "$@" >"$work/$name.out" 2>"$work/$name.err" || rc=$?
+  timeout -k 5 60 "$perf" "$@" >"$work/$name.out" 2>"$work/$name.err" || rc=$?
   echo "$rc" >"$work/$name.rc"
   cat "$work/$name.out"
   cat "$work/$name.err" >&2
@@ -73,6 +80,19 @@ perf() {
 perf_ok() {
   local name="$1"
   perf "$@"
+  summary_of "$@"
+}
+
+# perf_at_ok NAME ARGS...: as perf_at, and it must exit 0 and print a JSON summary.
+perf_at_ok() {
+  local name="$1"
+  perf_at "$@"
+  summary_of "$@"
+}
+
+# summary_of NAME ARGS...: NAME exited 0; its JSON summary into $work/NAME.summary.
+summary_of() {
+  local name="$1"
   [[ "$(cat "$work/$name.rc")" == 0 ]] || fail "warren-perf ${*:2} exited with $(cat "$work/$name.rc")"
   grep '^{"type":"summary"' "$work/$name.out" | tail -n 1 >"$work/$name.summary" || true
   [[ -s "$work/$name.summary" ]] || fail "warren-perf ${*:2} printed no JSON summary"
@@ -146,6 +166,12 @@ expect_failure() {
   if grep -q '"type":"summary"' "$work/$name.out"; then fail "warren-perf $* printed a summary"; fi
 }
 
+# no_secret NAME: neither stdout nor stderr of NAME shows $secret.
+secret="Pw-Never-Shown-6620"
+no_secret() {
+  if grep -qF -- "$secret" "$work/$1.out" "$work/$1.err"; then fail "$1 printed a password"; fi
+}
+
 queue="warren-test.perf.$$.$scenario"
 
 case "$scenario" in
@@ -198,6 +224,40 @@ case "$scenario" in
     [[ "$(queue_op count "$queue")" == 0 ]] || fail "queue $queue is not empty after the drain"
     queue_op delete "$queue" >/dev/null
     [[ "$(queue_op count "$queue")" == absent ]] || fail "queue $queue was not deleted"
+    ;;
+  endpoints)
+    # -h given twice and -H lists: a dead endpoint first, then the broker.
+    dead="amqp://guest:$secret@127.0.0.1:1/"
+    perf_at_ok run -h "$dead" -H "$dead,$url" -u "$queue" -e "" -x 1 -y 1 -C 2000 \
+      --auto-delete --json
+    check_one_to_one run
+    no_secret run
+    grep -qF "connected to amqp://" "$work/run.err" || fail "the fallback was not noted"
+    grep -qF ":***@" "$work/run.err" || fail "the fallback note shows no redacted URI"
+    # Only dead ones: setup fails, naming both.
+    perf_at dead -H "$dead,amqp://u:$secret@127.0.0.1:2/" -C 1
+    [[ "$(cat "$work/dead.rc")" == 2 ]] || fail "two dead URIs: exit status $(cat "$work/dead.rc")"
+    grep -qF "all 2 endpoints failed" "$work/dead.err" || fail "two dead URIs: no summary of both"
+    grep -qF "[2] 127.0.0.1:2:" "$work/dead.err" || fail "two dead URIs: the second is not named"
+    no_secret dead
+    # A URI echoed back from the command line shows no password.
+    perf_at stray "amqp://u:$secret@host/"
+    no_secret stray
+    grep -qF "amqp://u:***@host/" "$work/stray.err" || fail "the stray URI is not shown redacted"
+    ;;
+  tls)
+    # RabbitMQ's TLS listener (scripts/tls, scripts/rabbitmq) and its test CA.
+    ca="${WARREN_TLS_DIR:-/tmp/warren-tls}/ca.pem"
+    [[ -f "$ca" ]] || { echo "skipped: no $ca (scripts/tls makes it)"; exit 77; }
+    perf_at_ok run -h "amqps://guest:guest@localhost:5671/?cacertfile=$ca" -u "$queue" -e "" \
+      -x 1 -y 1 -C 2000 -c 100 --auto-delete --json
+    check_one_to_one run
+    expect run confirmed 2000
+    # Without the CA the broker's certificate is refused.
+    perf_at untrusted -h "amqps://guest:$secret@localhost:5671/" -C 1
+    [[ "$(cat "$work/untrusted.rc")" == 2 ]] || fail "amqps without the CA did not fail"
+    grep -qF "certificate" "$work/untrusted.err" || fail "amqps without the CA: no certificate error"
+    no_secret untrusted
     ;;
   bad-flags)
     expect_failure small-size "-s" -s 5

@@ -41,7 +41,7 @@ parsed parse(const std::vector<std::string>& args) {
 // Every field of `got` equals the one of `want`: a flag sets its own field
 // and leaves all the others alone.
 void check_same(const options& got, const options& want) {
-  CHECK(got.uri == want.uri);
+  CHECK(got.uris == want.uris);
   CHECK(got.producers == want.producers);
   CHECK(got.consumers == want.consumers);
   CHECK(got.size == want.size);
@@ -131,7 +131,7 @@ TEST_CASE("perf options: an empty command line gives the defaults") {
   CHECK_FALSE(p.help);
   CHECK(p.error.empty());
   const options& o = p.opts;
-  CHECK(o.uri == "amqp://guest:guest@127.0.0.1:5672/");
+  CHECK(o.uris == std::vector<std::string>{"amqp://guest:guest@127.0.0.1:5672/"});
   CHECK(o.producers == 1);
   CHECK(o.consumers == 1);
   CHECK(o.size == 12);
@@ -169,7 +169,9 @@ TEST_CASE("perf options: each short flag and its long name set one field") {
   };
   const std::vector<flag> flags = {
       {"-h", "--uri", {"amqp://u:p@broker:5673/vh"},
-       [](options& o) { o.uri = "amqp://u:p@broker:5673/vh"; }},
+       [](options& o) { o.uris = {"amqp://u:p@broker:5673/vh"}; }},
+      {"-H", "--uris", {"amqp://a/,amqp://b/"},
+       [](options& o) { o.uris = {"amqp://a/", "amqp://b/"}; }},
       {"-x", "--producers", {"3"}, [](options& o) { o.producers = 3; }},
       {"-y", "--consumers", {"4"}, [](options& o) { o.consumers = 4; }},
       {"-s", "--size", {"4096"}, [](options& o) { o.size = 4096; }},
@@ -194,6 +196,22 @@ TEST_CASE("perf options: each short flag and its long name set one field") {
       expect_parsed(args, f.change);
     }
   }
+}
+
+TEST_CASE("perf options: several URIs, from -h given again and from -H lists") {
+  const std::string a = "amqp://u:p@a/", b = "amqps://u:p@b/?cacertfile=/ca.pem", c = "amqp://c/";
+  // The first one given replaces the default; the rest follow in order.
+  expect_parsed({"-h", a, "-h", b}, [&](options& o) { o.uris = {a, b}; });
+  expect_parsed({"--uri", a, "--uri", b, "-h", c}, [&](options& o) { o.uris = {a, b, c}; });
+  expect_parsed({"-H", a + "," + b + "," + c}, [&](options& o) { o.uris = {a, b, c}; });
+  expect_parsed({"--uris", a}, [&](options& o) { o.uris = {a}; });
+  expect_parsed({"-h", c, "--uris", a + "," + b}, [&](options& o) { o.uris = {c, a, b}; });
+  expect_parsed({"-H", a + "," + b, "-h", c}, [&](options& o) { o.uris = {a, b, c}; });
+  // An empty entry is a mistake, not a URI.
+  CHECK(error_of({"-H", a + ",," + b}) == "bad value '" + a + ",," + b + "' for -H");
+  CHECK(error_of({"-H", a + ","}) == "bad value '" + a + ",' for -H");
+  CHECK(error_of({"--uris", ""}) == "bad value '' for --uris");
+  CHECK(error_of({"-H"}) == "missing value for -H");
 }
 
 TEST_CASE("perf options: -f persistent and -f mandatory") {
@@ -255,7 +273,7 @@ TEST_CASE("perf options: a full PerfTest command line") {
                  "-r", "200", "-i", "5", "--json", "--taken", "--auto-delete", "--generic-publish",
                  "--receive-batch", "8192:50"},
                 [](options& o) {
-                  o.uri = "amqp://a:b@c:1/d";
+                  o.uris = {"amqp://a:b@c:1/d"};
                   o.producers = 2;
                   o.consumers = 0;
                   o.size = 1000;
@@ -294,8 +312,9 @@ TEST_CASE("perf options: --help and -? set help") {
     CHECK(p.error.empty());
   }
   const std::string usage = usage_text();
-  for (const char* flag : {"-h, --uri", "-x, --producers", "-y, --consumers", "-s, --size",
-                           "-a, --autoack", "-A, --multi-ack-every", "-q, --qos", "-c, --confirm",
+  for (const char* flag : {"-h, --uri", "-H, --uris", "-x, --producers", "-y, --consumers",
+                           "-s, --size", "-a, --autoack", "-A, --multi-ack-every", "-q, --qos",
+                           "-c, --confirm",
                            "-z, --time", "-C, --pmessages", "-D, --cmessages", "-u, --queue",
                            "-e, --exchange", "-t, --type", "-k, --routing-key", "-f, --flag",
                            "-r, --rate", "-i, --interval", "--json", "--taken", "--auto-delete",

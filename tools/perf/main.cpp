@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/experimental/as_tuple.hpp>
@@ -25,12 +26,15 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tools/perf/latency.hpp"
 #include "tools/perf/measure.hpp"
 #include "tools/perf/options.hpp"
+#include "tools/redact.hpp"
 #include "warren/client/connection.hpp"
+#include "warren/client/uri.hpp"
 #include "warren/codec/bytes.hpp"
 
 namespace warren::perf {
@@ -38,6 +42,19 @@ namespace {
 
 using asio::use_awaitable;
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
+
+// "warren-perf: TEXT" on stderr, any password in TEXT hidden: errors can
+// echo what was typed.
+void complain(std::string_view text) {
+  const std::string line = "warren-perf: " + tools::redact_passwords(text) + "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+// An exception's text; warren::error's what() repeats its code's message.
+std::string reason(const std::exception& e) {
+  if (const auto* w = dynamic_cast<const error*>(&e)) return w->info().describe();
+  return e.what();
+}
 
 struct producer {
   connection conn;
@@ -71,7 +88,7 @@ class run {
     try {
       co_await setup();
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "warren-perf: setup failed: %s\n", e.what());
+      complain("setup failed: " + reason(e));
       co_return 2;
     }
     asio::signal_set signals(io_, SIGINT, SIGTERM);
@@ -124,7 +141,7 @@ class run {
       try {
         co_await wait_taken();
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "warren-perf: waiting for the queue count failed: %s\n", e.what());
+        complain("waiting for the queue count failed: " + reason(e));
       }
     }
     signals.clear();
@@ -185,9 +202,22 @@ class run {
       co.receive_batch_bytes = o_.receive_batch_bytes;
       co.receive_batch_wait = std::chrono::microseconds(o_.receive_batch_wait_us);
     }
-    auto pending = connect(o_.uri, co);
+    auto pending = connect(o_.uris, co);
     connection c = co_await std::move(pending);
+    note_fallback(c);
     co_return c;
+  }
+
+  // With several URIs, say once per endpoint when connections land past the
+  // first one: the brokers before it did not answer.
+  void note_fallback(const connection& c) {
+    if (o_.uris.size() < 2) return;
+    const std::string reached = c.endpoint();
+    connection_params first;
+    if (!parse_uri(o_.uris.front(), first) && to_uri(first, true) == reached) return;
+    if (std::find(fallbacks_.begin(), fallbacks_.end(), reached) != fallbacks_.end()) return;
+    fallbacks_.push_back(reached);
+    complain("connected to " + reached + ", not to the first URI given");
   }
 
   asio::awaitable<void> setup() {
@@ -342,7 +372,7 @@ class run {
         count_nacks(s);
       }
     } catch (const std::exception& e) {
-      if (!stopping_) std::fprintf(stderr, "warren-perf: producer failed: %s\n", e.what());
+      if (!stopping_) complain("producer failed: " + reason(e));
     }
     producers_end_ = std::max(producers_end_, now_ns());
     p.done = true;
@@ -423,7 +453,7 @@ class run {
       }
       if (unacked != 0) c.ch.ack(last_tag, true);
     } catch (const std::exception& e) {
-      if (!stopping_) std::fprintf(stderr, "warren-perf: consumer failed: %s\n", e.what());
+      if (!stopping_) complain("consumer failed: " + reason(e));
     }
     c.done = true;
     wake();
@@ -584,6 +614,7 @@ class run {
   publish_flags flags_;
   connection setup_conn_;
   channel setup_ch_;
+  std::vector<std::string> fallbacks_;  // endpoints note_fallback has named
   std::uint64_t baseline_ = 0;
   std::vector<producer> producers_;
   std::vector<consumer_slot> consumers_;
@@ -621,7 +652,8 @@ int main(int argc, char** argv) {
   bool help = false;
   std::string error;
   if (!parse_options(args, o, help, error)) {
-    std::fprintf(stderr, "warren-perf: %s\n%s", error.c_str(), usage_text());
+    complain(error);
+    std::fputs(usage_text(), stderr);
     return 2;
   }
   if (help) {
@@ -637,7 +669,7 @@ int main(int argc, char** argv) {
       try {
         std::rethrow_exception(e);
       } catch (const std::exception& x) {
-        std::fprintf(stderr, "warren-perf: %s\n", x.what());
+        complain(reason(x));
       }
       status = 1;
     }

@@ -28,12 +28,25 @@ bool parse_double(const std::string& s, double& out) {
 // Long PerfTest names mapped to their short letters.
 const std::map<std::string, std::string>& long_names() {
   static const std::map<std::string, std::string> m = {
-      {"--uri", "-h"},       {"--producers", "-x"}, {"--consumers", "-y"},
-      {"--size", "-s"},      {"--autoack", "-a"},   {"--multi-ack-every", "-A"},
-      {"--qos", "-q"},       {"--confirm", "-c"},   {"--time", "-z"},
-      {"--pmessages", "-C"}, {"--cmessages", "-D"}, {"--queue", "-u"},
-      {"--exchange", "-e"},  {"--type", "-t"},      {"--routing-key", "-k"},
-      {"--flag", "-f"},      {"--rate", "-r"},      {"--interval", "-i"},
+      {"--uri", "-h"},
+      {"--uris", "-H"},
+      {"--producers", "-x"},
+      {"--consumers", "-y"},
+      {"--size", "-s"},
+      {"--autoack", "-a"},
+      {"--multi-ack-every", "-A"},
+      {"--qos", "-q"},
+      {"--confirm", "-c"},
+      {"--time", "-z"},
+      {"--pmessages", "-C"},
+      {"--cmessages", "-D"},
+      {"--queue", "-u"},
+      {"--exchange", "-e"},
+      {"--type", "-t"},
+      {"--routing-key", "-k"},
+      {"--flag", "-f"},
+      {"--rate", "-r"},
+      {"--interval", "-i"},
   };
   return m;
 }
@@ -42,7 +55,11 @@ const std::map<std::string, std::string>& long_names() {
 
 const char* usage_text() {
   return "usage: warren-perf [options]   (RabbitMQ PerfTest's flags)\n"
-         "  -h, --uri URI            broker URI (default amqp://guest:guest@127.0.0.1:5672/)\n"
+         "  -h, --uri URI            broker URI, amqp:// or amqps:// (default\n"
+         "                           amqp://guest:guest@127.0.0.1:5672/); repeatable\n"
+         "  -H, --uris URI,URI,...   broker URIs, comma-separated; with -h, in the order\n"
+         "                           given. Every connection tries them in order until one\n"
+         "                           answers. Messages show passwords as ***\n"
          "  -x, --producers N        producers, each on its own connection (default 1)\n"
          "  -y, --consumers N        consumers, each on its own connection (default 1)\n"
          "  -s, --size BYTES         message size, at least 12 (default 12)\n"
@@ -76,6 +93,13 @@ const char* usage_text() {
 bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
                    std::string& error) {
   help = false;
+  // The first -h or -H replaces the default; later ones add to the list.
+  bool uri_given = false;
+  const auto add_uri = [&](std::string uri) {
+    if (!uri_given) o.uris.clear();
+    uri_given = true;
+    o.uris.push_back(std::move(uri));
+  };
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string a = args[i];
     if (auto it = long_names().find(a); it != long_names().end()) a = it->second;
@@ -134,7 +158,17 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
     const std::string v = args[++i];
     bool ok = true;
     switch (a[1]) {
-      case 'h': o.uri = v; break;
+      case 'h': add_uri(v); break;
+      case 'H':
+        for (std::size_t from = 0;;) {
+          const std::size_t comma = v.find(',', from);
+          std::string one = v.substr(from, comma == std::string::npos ? comma : comma - from);
+          if (one.empty()) ok = false;
+          add_uri(std::move(one));
+          if (comma == std::string::npos) break;
+          from = comma + 1;
+        }
+        break;
       case 'x': ok = parse_int(v, o.producers) && o.producers >= 0; break;
       case 'y': ok = parse_int(v, o.consumers) && o.consumers >= 0; break;
       case 's': ok = parse_int(v, o.size); break;

@@ -4,32 +4,37 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace warren::perf {
 
+inline constexpr std::string_view default_uri = "amqp://guest:guest@127.0.0.1:5672/";
+
 struct options {
-  std::string uri = "amqp://guest:guest@127.0.0.1:5672/";  // -h
-  int producers = 1;                                       // -x
-  int consumers = 1;                                       // -y
-  std::size_t size = 12;                                   // -s, at least 12
-  bool auto_ack = false;                                   // -a
-  std::uint64_t multi_ack_every = 0;                       // -A, 0 = ack each message
-  std::uint16_t prefetch = 0;                              // -q, 0 = no basic.qos
-  std::int64_t confirm = -1;                               // -c, < 1 = no confirms
-  double time_limit = 0;                                   // -z seconds, 0 = none
-  std::uint64_t producer_count = 0;                        // -C, 0 = unbounded
-  std::uint64_t consumer_count = 0;                        // -D, 0 = unbounded
-  std::string queue;                                       // -u, empty = one per consumer
-  std::string exchange = "direct";                         // -e
-  std::string exchange_type = "direct";                    // -t
-  std::string routing_key;                                 // -k
-  bool persistent = false;                                 // -f persistent
-  bool mandatory = false;                                  // -f mandatory
-  double rate = 0;                                         // -r msg/s per producer, 0 = unlimited
-  double interval = 1;                                     // -i seconds
-  bool json = false;                                       // --json
-  bool auto_delete = false;                                // --auto-delete (the -u queue)
+  // -h (repeatable) and -H (comma-separated), in the order given; every
+  // connection tries them in order until one answers.
+  std::vector<std::string> uris = {std::string(default_uri)};
+  int producers = 1;                     // -x
+  int consumers = 1;                     // -y
+  std::size_t size = 12;                 // -s, at least 12
+  bool auto_ack = false;                 // -a
+  std::uint64_t multi_ack_every = 0;     // -A, 0 = ack each message
+  std::uint16_t prefetch = 0;            // -q, 0 = no basic.qos
+  std::int64_t confirm = -1;             // -c, < 1 = no confirms
+  double time_limit = 0;                 // -z seconds, 0 = none
+  std::uint64_t producer_count = 0;      // -C, 0 = unbounded
+  std::uint64_t consumer_count = 0;      // -D, 0 = unbounded
+  std::string queue;                     // -u, empty = one per consumer
+  std::string exchange = "direct";       // -e
+  std::string exchange_type = "direct";  // -t
+  std::string routing_key;               // -k
+  bool persistent = false;               // -f persistent
+  bool mandatory = false;                // -f mandatory
+  double rate = 0;                       // -r msg/s per producer, 0 = unlimited
+  double interval = 1;                   // -i seconds
+  bool json = false;                     // --json
+  bool auto_delete = false;              // --auto-delete (the -u queue)
   // --taken: once the producers are done, declare the -u queue passively
   // until it holds every message sent, and report that rate too.
   bool taken = false;
