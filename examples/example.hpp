@@ -21,16 +21,24 @@
 namespace example {
 
 inline constexpr std::string_view default_uri = "amqp://guest:guest@127.0.0.1:5672/";
+inline constexpr std::string_view uri_help =
+    "URI: amqp://USER:PASSWORD@HOST:PORT/VHOST, or for TLS\n"
+    "  amqps://USER:PASSWORD@HOST:5671/?cacertfile=CA.pem (the broker's certificate\n"
+    "  must name HOST; without cacertfile the system's trust store is used).\n"
+    "  Default: $AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/";
 
 // The exchange, queue and routing key of the send/receive scenario.
 inline constexpr std::string_view eeg = "eeg";
 
 // A small command line: `--name VALUE` (or `--name=VALUE`) options, `--name`
-// flags, and at most one positional argument, the broker URI.
+// flags, and at most one positional argument, the broker URI: amqp:// or,
+// for TLS, amqps:// (warren::connect takes either).
 class command_line {
  public:
-  // `usage` is printed for --help and for a malformed command line.
-  command_line(int argc, char** argv, std::string usage) : usage_(std::move(usage)) {
+  // `usage` is printed for --help and for a malformed command line, followed
+  // by what the URI may be.
+  command_line(int argc, char** argv, std::string usage)
+      : usage_(std::move(usage) + "\n" + std::string(uri_help)) {
     for (int i = 1; i < argc; ++i) args_.emplace_back(argv[i]);
     if (flag("--help") || flag("-h")) {
       std::cout << usage_ << '\n';

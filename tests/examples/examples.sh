@@ -95,6 +95,31 @@ case "$scenario" in
     run demo --messages 500 --ack-every 1
     expect demo "OK"
     ;;
+  tls)
+    # The same programs over amqps, the URI on the command line: RabbitMQ's
+    # TLS listener (scripts/tls, scripts/rabbitmq) and its test CA.
+    ca="${WARREN_TLS_DIR:-/tmp/warren-tls}/ca.pem"
+    [[ -f "$ca" ]] || { echo "skipped: no $ca (scripts/tls makes it)"; exit 77; }
+    uri="amqps://guest:guest@localhost:5671/?cacertfile=$ca"
+    run cleanup "$uri" >/dev/null
+    printf 'over\nTLS\n' | run send "$uri"
+    expect send "sent 2 message(s)"
+    run receive --count 2 "$uri"
+    [[ "$(cat "$work/receive.out")" == $'over\nTLS' ]] || fail "receive over TLS printed other messages"
+    run demo --messages 2000 --window 200 --prefetch 100 --ack-every 25 "$uri"
+    expect demo "on amqps://guest:***@localhost:5671/"
+    expect demo "received   2000 (0 missing, 0 duplicate, 0 foreign"
+    expect demo "OK"
+    if grep -qF "guest:guest" "$work/demo.out"; then fail "demo printed the password"; fi
+    # Without the CA the broker's certificate is refused: exit status 1 and a
+    # certificate error on stderr.
+    if timeout 60 "$dir/get" "amqps://guest:guest@localhost:5671/" >/dev/null 2>"$work/untrusted.err"; then
+      fail "get over amqps without the CA succeeded"
+    fi
+    cat "$work/untrusted.err"
+    grep -qF "certificate" "$work/untrusted.err" || fail "no certificate error without the CA"
+    run cleanup "$uri" >/dev/null
+    ;;
   *)
     fail "unknown scenario $scenario"
     ;;
