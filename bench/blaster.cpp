@@ -244,6 +244,9 @@ int main(int argc, char** argv) {
   connection_params params;
   std::string why;
   if (parse_uri(o.uri, params, &why)) die("bad URI: " + why);
+  // Its raw socket speaks plain AMQP only; to a TLS listener it would send
+  // the protocol header in the clear.
+  if (params.tls) die("amqps is not supported: the blaster writes to a plain TCP socket");
 
   raw_connection c;
   c.connect(params);
