@@ -94,7 +94,7 @@ asio::awaitable<std::unique_ptr<transport>> dial(const connection_params& params
 #if !WARREN_WITH_TLS
   if (params.tls)
     throw_error(make_info(errc::tls_unavailable,
-                          "amqps needs TLS, and this build of warren has none (meson -Dtls=enabled)"));
+                          "amqps needs TLS, and this warren was built without TLS (meson -Dtls=enabled)"));
   (void)options;
 #endif
   auto ex = co_await asio::this_coro::executor;
