@@ -5,6 +5,11 @@
 //                   [--size BYTES] [--count N] [--window N] [--prefetch N]
 //                   [--multi-ack N]
 //
+// amqps URIs connect with rabbitmq-c's own TLS socket (amqp_ssl_socket_new),
+// the broker's certificate and host name verified; the query parameters
+// cacertfile, certfile, keyfile and verify (verify_peer, verify_none) mean
+// what they mean to warren (amqp_parse_url itself takes no query).
+//
 //   publish   amqp_basic_publish in a loop, no confirms
 //   confirm   confirm.select; at most --window publishes unconfirmed
 //             (--window 1: wait for each publish's ack before the next)
@@ -16,16 +21,20 @@
 // ("taken"). Prints one JSON line; cpu_s is the whole process's user + system
 // time over the timed part (getrusage).
 
+// rabbitmq-c 0.12 moved its headers under rabbitmq-c/; Debian 12 ships 0.11.
 #if __has_include(<rabbitmq-c/amqp.h>)
 #include <rabbitmq-c/amqp.h>
 #include <rabbitmq-c/framing.h>
+#include <rabbitmq-c/ssl_socket.h>
 #include <rabbitmq-c/tcp_socket.h>
 #else
 #include <amqp.h>
 #include <amqp_framing.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #endif
 
+#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -36,6 +45,7 @@
 #include <vector>
 
 #include "tools/perf/measure.hpp"
+#include "tools/redact.hpp"
 
 namespace {
 
@@ -51,7 +61,7 @@ void put64(std::uint8_t* p, std::uint64_t v) {
 }
 
 [[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "rabbitmq-c-perf: %s\n", what.c_str());
+  std::fprintf(stderr, "rabbitmq-c-perf: %s\n", warren::tools::redact_passwords(what).c_str());
   std::exit(1);
 }
 
@@ -78,6 +88,76 @@ struct options {
 };
 
 amqp_bytes_t bytes_of(const std::string& s) { return {s.size(), const_cast<char*>(s.data())}; }
+
+// The TLS settings of an amqps URI's query.
+struct tls_options {
+  std::string cacertfile, certfile, keyfile;
+  bool verify = true;
+};
+
+std::string percent_decoded(const std::string& s) {
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// Splits the query off `uri` (amqp_parse_url would take it for part of the
+// vhost) and reads the TLS parameters in it.
+tls_options take_query(std::string& uri) {
+  tls_options t;
+  const std::size_t q = uri.find('?');
+  if (q == std::string::npos) return t;
+  const std::string query = uri.substr(q + 1);
+  uri.resize(q);
+  for (std::size_t from = 0; from <= query.size();) {
+    std::size_t amp = query.find('&', from);
+    if (amp == std::string::npos) amp = query.size();
+    const std::string item = query.substr(from, amp - from);
+    from = amp + 1;
+    if (item.empty()) continue;
+    const std::size_t eq = item.find('=');
+    const std::string name = item.substr(0, eq);
+    const std::string value = eq == std::string::npos ? "" : percent_decoded(item.substr(eq + 1));
+    if (name == "cacertfile")
+      t.cacertfile = value;
+    else if (name == "certfile")
+      t.certfile = value;
+    else if (name == "keyfile")
+      t.keyfile = value;
+    else if (name == "verify" && (value == "verify_peer" || value == "verify_none"))
+      t.verify = value == "verify_peer";
+    else
+      die("URI query parameter '" + item + "' is not supported");
+  }
+  return t;
+}
+
+// rabbitmq-c's TLS socket as its documentation sets it up: the CA file (else
+// OpenSSL's default paths), peer and host name verification, and a client
+// certificate when one is given.
+amqp_socket_t* tls_socket(amqp_connection_state_t conn, const tls_options& t) {
+  amqp_socket_t* sock = amqp_ssl_socket_new(conn);
+  if (sock == nullptr) die("cannot create a TLS socket");
+  if (!t.cacertfile.empty() &&
+      amqp_ssl_socket_set_cacert(sock, t.cacertfile.c_str()) != AMQP_STATUS_OK)
+    die("cannot read the CA file " + t.cacertfile);
+  if (!t.certfile.empty()) {
+    const std::string& key = t.keyfile.empty() ? t.certfile : t.keyfile;
+    if (amqp_ssl_socket_set_key(sock, t.certfile.c_str(), key.c_str()) != AMQP_STATUS_OK)
+      die("cannot read the client certificate " + t.certfile + " or its key");
+  }
+  amqp_ssl_socket_set_verify_peer(sock, t.verify ? 1 : 0);
+  amqp_ssl_socket_set_verify_hostname(sock, t.verify ? 1 : 0);
+  return sock;
+}
 
 // Handles one frame that is not a delivery: confirms count up, anything
 // closing the channel or connection ends the run.
@@ -135,7 +215,9 @@ int main(int argc, char** argv) {
   if (o.multi_ack == 0) o.multi_ack = 1;
   if (o.window == 0) o.window = 1;
 
-  std::vector<char> url(o.uri.begin(), o.uri.end());
+  std::string bare = o.uri;
+  const tls_options tls = take_query(bare);
+  std::vector<char> url(bare.begin(), bare.end());
   url.push_back('\0');
   amqp_connection_info info;
   amqp_default_connection_info(&info);
@@ -145,9 +227,13 @@ int main(int argc, char** argv) {
   if (info.vhost == nullptr || info.vhost[0] == '\0') info.vhost = default_vhost;
 
   amqp_connection_state_t conn = amqp_new_connection();
-  amqp_socket_t* sock = amqp_tcp_socket_new(conn);
-  if (sock == nullptr || amqp_socket_open(sock, info.host, info.port) != AMQP_STATUS_OK)
-    die("cannot connect");
+  if (!info.ssl && (!tls.cacertfile.empty() || !tls.certfile.empty() || !tls.keyfile.empty()))
+    die("cacertfile, certfile and keyfile are for amqps URIs");
+  amqp_socket_t* sock = info.ssl ? tls_socket(conn, tls) : amqp_tcp_socket_new(conn);
+  if (sock == nullptr) die("cannot create a socket");
+  if (const int st = amqp_socket_open(sock, info.host, info.port); st != AMQP_STATUS_OK)
+    die(std::string("cannot connect to ") + info.host + ":" + std::to_string(info.port) + ": " +
+        amqp_error_string2(st));
   check(amqp_login(conn, info.vhost, 0, AMQP_DEFAULT_FRAME_SIZE, 0, AMQP_SASL_METHOD_PLAIN,
                    info.user, info.password),
         "login");
