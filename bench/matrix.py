@@ -3,6 +3,11 @@
 blaster that defines the ceilings), against RabbitMQ and against the null
 broker, 64 B and 4 KiB bodies, in one run.
 
+The broker "tls" is the same RabbitMQ over amqps (--tls-uri: its TLS listener,
+the certificate verified): warren-perf and the rabbitmq-c peer (its own
+amqp_ssl_socket) publish, publish with confirms (window 1000) and consume, so
+the cost of TLS in each client is measured the same way as the plain rows.
+
 Each cell (broker, size, workload, client) first runs once to calibrate its
 message count (a run of about --target seconds), then --rounds times; within a
 round the clients of a cell run back to back, in an order that rotates from
@@ -51,7 +56,15 @@ GUESS = {
     ("rabbitmq", "confirm-1000"): 25000, ("rabbitmq", "consume"): 50000,
     ("null", "publish"): 1000000, ("null", "confirm-1"): 20000,
     ("null", "confirm-1000"): 500000, ("null", "consume"): 1000000,
+    ("tls", "publish"): 30000, ("tls", "confirm-1"): 2500,
+    ("tls", "confirm-1000"): 20000, ("tls", "consume"): 40000,
 }
+# What runs against the TLS listener: the clients that speak amqps (the
+# blaster and the null broker do not; pika is left out to keep the run short;
+# receive batching is TCP-only, so warren-batch would repeat warren) and the
+# workloads that move many messages.
+TLS_CLIENTS = ["warren", "rabbitmq-c"]
+TLS_WORKLOADS = ["publish", "confirm-1000", "consume"]
 PIKA_GUESS = {"publish": 15000, "confirm-1": 2000, "confirm-1000": 20000, "consume": 8000}
 
 
@@ -93,6 +106,8 @@ class Env:
     def uri(self, broker, size):
         if broker == "rabbitmq":
             return self.args.uri
+        if broker == "tls":
+            return self.args.tls_uri
         return "amqp://guest:guest@127.0.0.1:%d/%%2F" % self.null_ports[size]
 
 
@@ -146,6 +161,8 @@ def command(env, broker, size, workload, client, count):
 
 
 def applies(broker, workload, client):
+    if broker == "tls" and (client not in TLS_CLIENTS or workload not in TLS_WORKLOADS):
+        return False
     if client == "warren-batch":
         return workload == "consume"
     if client != "blaster":
@@ -154,7 +171,8 @@ def applies(broker, workload, client):
 
 
 def run_one(env, broker, size, workload, client, count, rnd):
-    if broker == "rabbitmq":
+    # The queue is set up over the plain listener: same broker, same queue.
+    if broker in ("rabbitmq", "tls"):
         purge(env)
         if workload == "consume":
             prefill = [env.blaster, "--uri", env.args.uri, "--queue", QUEUE, "--size", str(size),
@@ -167,11 +185,12 @@ def run_one(env, broker, size, workload, client, count, rnd):
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        log("  timeout: " + " ".join(cmd))
+        log("  timeout: " + " ".join(map(redact, cmd)))
         return None
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if out.returncode != 0 or not lines:
-        log("  failed (%d): %s\n%s" % (out.returncode, " ".join(cmd), out.stderr.strip()[-2000:]))
+        log("  failed (%d): %s\n%s" % (out.returncode, " ".join(map(redact, cmd)),
+                                       out.stderr.strip()[-2000:]))
         return None
     j = json.loads(lines[-1])
     if workload == "consume":
@@ -190,6 +209,16 @@ def run_one(env, broker, size, workload, client, count, rnd):
              wall_s=time.monotonic() - t, raw=j)
     env.runs.append(r)
     return r
+
+
+def redact(uri):
+    """The URI with its password as ***, as warren prints it."""
+    scheme, sep, rest = uri.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    user, at, host = authority.rpartition("@")
+    if not sep or not at or ":" not in user:
+        return uri
+    return scheme + sep + user.split(":", 1)[0] + ":***@" + rest[len(authority) - len(host):]
 
 
 def median(xs):
@@ -213,22 +242,28 @@ def main():
     ap.add_argument("--root", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--uri", default="amqp://guest:guest@127.0.0.1:5672/")
+    ap.add_argument("--tls-uri", default="",
+                    help="the same broker over amqps, for the tls rows (none: no tls rows)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--target", type=float, default=1.0, help="seconds per run")
     ap.add_argument("--sizes", default="64,4096")
-    ap.add_argument("--brokers", default="rabbitmq,null")
+    ap.add_argument("--brokers", default="rabbitmq,tls,null")
     ap.add_argument("--clients", default=",".join(CLIENTS))
     ap.add_argument("--workloads", default=",".join(w for w, _ in WORKLOADS))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",")]
     brokers = args.brokers.split(",")
+    if "tls" in brokers and not args.tls_uri:
+        log("no --tls-uri: no tls rows")
+        brokers.remove("tls")
     clients = args.clients.split(",")
     workloads = [w for w, _ in WORKLOADS if w in args.workloads.split(",")]
 
     env = Env(args)
     env.start_null_brokers(sizes)
-    cells = [(b, s, w) for b in brokers for s in sizes for w in workloads]
+    cells = [(b, s, w) for b in brokers for s in sizes for w in workloads
+             if b != "tls" or w in TLS_WORKLOADS]
     counts = {}
     started = time.monotonic()
     try:
@@ -249,6 +284,8 @@ def main():
             log("round %d of %d (%.0f s so far)" % (rnd, args.rounds, time.monotonic() - started))
             for i, (b, s, w) in enumerate(cells):
                 order = [c for c in clients if applies(b, w, c)]
+                if not order:
+                    continue
                 k = (rnd + i) % len(order)
                 for c in order[k:] + order[:k]:
                     r = run_one(env, b, s, w, c, counts[(b, s, w, c)], rnd)
@@ -345,6 +382,9 @@ def main():
                  args.rounds)
     lines.append("user, sys: most kernels split the exact total (cpu us/m) between the two by")
     lines.append("sampling at each timer tick, so the split is rough for runs this short.")
+    if "tls" in brokers:
+        lines.append("broker tls: the same RabbitMQ over amqps, its certificate and host name")
+        lines.append("verified by both clients: " + redact(args.tls_uri))
 
     # The targets (64-byte messages, one producer): label, broker, workload,
     # the warren client measured, the client it is divided by, the measure,
@@ -371,17 +411,40 @@ def main():
         ("RabbitMQ synchronous confirms: warren rate / rabbitmq-c's",
          "rabbitmq", "confirm-1", "warren", "rabbitmq-c", "taken_rate", ">=", 1.0),
     ]
-    if 64 in sizes:
+    targets = [t for t in targets if t[1] in brokers and t[2] in workloads and
+               t[3] in clients and t[4] in clients]
+    if 64 in sizes and targets:
         lines.append("")
         lines.append("targets (64-byte messages, ratios per round, median):")
         for label, broker, workload, client, other, measure, op, bound in targets:
-            if (broker not in brokers or workload not in workloads or client not in clients
-                    or other not in clients):
-                continue
             value = per_round_ratio(broker, 64, workload, client, other, measure)
             ok = (value >= bound) if op == ">=" else (value <= bound)
             verdict = "-" if math.isnan(value) else ("met" if ok else "MISSED")
             lines.append("  %-62s %6s  (%s %.2f) %s" % (label, fmt(value), op, bound, verdict))
+    if "tls" in brokers and "rabbitmq-c" in clients:
+        lines.append("")
+        lines.append("TLS: warren / rabbitmq-c over amqps (ratios per round, median), and what")
+        lines.append("TLS adds to each client's CPU per message (tls / plain RabbitMQ, medians):")
+        def cpu_of(b, s, w, c):
+            for row in rows:
+                if (row["broker"], row["size"], row["workload"], row["client"]) == (b, s, w, c):
+                    return row["cpu_us"]
+            return float("nan")
+        for size in sizes:
+            for w in (w for w in TLS_WORKLOADS if w in workloads):
+                for c in (c for c in ("warren", "warren-batch") if c in clients):
+                    if not applies("tls", w, c):
+                        continue
+                    rate = per_round_ratio("tls", size, w, c, "rabbitmq-c", "taken_rate")
+                    cpu = per_round_ratio("tls", size, w, c, "rabbitmq-c", "cpu_us")
+                    line = "  %5d B %-13s %-12s rate %5s  cpu/msg %5s" % (size, w, c, fmt(rate),
+                                                                           fmt(cpu))
+                    if "rabbitmq" in brokers:
+                        line += "   TLS cpu: " + ", ".join(
+                            "%s x%s" % (name, fmt(cpu_of("tls", size, w, name) /
+                                                  cpu_of("rabbitmq", size, w, name)))
+                            for name in (c, "rabbitmq-c"))
+                    lines.append(line)
     lines.append("")
     lines.append("matrix took %.0f s" % (time.monotonic() - started))
     text = "\n".join(lines)
