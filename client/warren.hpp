@@ -1,6 +1,7 @@
 // Everything a user of the client needs: #include <warren/client/warren.hpp>
 #pragma once
 
+#include "warren/client/blocking.hpp"
 #include "warren/client/connection.hpp"
 #include "warren/client/timeout.hpp"
 #include "warren/client/types.hpp"
