@@ -135,6 +135,14 @@ struct delivery {
   message msg;
 };
 
+// An io_context whose services can be shut down before it is destroyed: the
+// I/O thread does so as it ends, which also joins the thread Asio's resolver
+// keeps, so that nothing runs once the connection is gone even while
+// handles to it are still held.
+struct owned_io_context : asio::io_context {
+  using asio::io_context::shutdown;
+};
+
 // The state of one connection: its io_context, the I/O thread, and the calls
 // in flight.
 struct io_state : std::enable_shared_from_this<io_state> {
@@ -144,7 +152,7 @@ struct io_state : std::enable_shared_from_this<io_state> {
     finished,  // the I/O thread has left io.run(): what remains runs inline, under m
   };
 
-  asio::io_context io;
+  owned_io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
   std::atomic<std::thread::id> io_thread{};
@@ -200,8 +208,12 @@ struct io_state : std::enable_shared_from_this<io_state> {
         // own handlers catch everything. Keep serving the others.
       }
     }
+    // What is still queued is destroyed here; handles it held that are
+    // released by that go to `deferred`.
+    io.shutdown();
     std::lock_guard lk(m);
     phase_ = phase::finished;
+    fail_consumers(true);
     for (waiter* w = waiters; w != nullptr; w = w->next) w->finish(connection_gone());
     for (auto& release : deferred) release(false);
     deferred.clear();
@@ -305,15 +317,14 @@ struct io_state : std::enable_shared_from_this<io_state> {
   void release(warren::detail::unique_function<void(bool)> fn) {
     std::lock_guard lk(m);
     switch (phase_) {
-      case phase::open:
-        asio::post(io, [fn = std::move(fn)]() mutable { fn(true); });
-        break;
+      case phase::open: asio::post(io, [fn = std::move(fn)]() mutable { fn(true); }); break;
       case phase::closing: deferred.push_back(std::move(fn)); break;
       case phase::finished: fn(false); break;
     }
   }
 
   error_info shutdown(std::uint16_t code, std::string_view text, duration timeout);
+  void fail_consumers(bool forget);
   void shutdown_from_io_thread();
   void stop_everything();
 };
@@ -426,10 +437,12 @@ asio::awaitable<void> close_connection(io_state* s, std::uint16_t code, std::str
 
 }  // namespace
 
-// On the I/O thread: what the connection leaves behind once closed.
+// On the I/O thread, once the connection is closed: every start_consuming()
+// learns why, and the pumps end.
 void io_state::stop_everything() {
   if (conn) final_reason = conn.close_reason();
   if (!final_reason) final_reason = connection_gone();
+  fail_consumers(false);
   for (auto& weak : channels) {
     auto st = weak.lock();
     if (!st) continue;
@@ -443,8 +456,25 @@ void io_state::stop_everything() {
       p->space.cancel();
     }
   }
-  channels.clear();
   conn = {};
+}
+
+// On the I/O thread: marks every channel's consuming as failed with the
+// connection's end; with `forget`, also forgets pumps that will never run
+// again (the thread has left io.run()).
+void io_state::fail_consumers(bool forget) {
+  error_info why = final_reason ? final_reason : connection_gone();
+  for (auto& weak : channels) {
+    auto st = weak.lock();
+    if (!st) continue;
+    {
+      std::lock_guard lk(st->m);
+      if (!st->failure) st->failure = why;
+      if (forget) st->consumers.clear();
+    }
+    st->cv.notify_all();
+  }
+  if (forget) channels.clear();
 }
 
 error_info io_state::shutdown(std::uint16_t code, std::string_view text, duration timeout) {
@@ -458,8 +488,8 @@ error_info io_state::shutdown(std::uint16_t code, std::string_view text, duratio
     close_started = true;
   }
   std::optional<std::monostate> closed;
-  error_info failure = call<void>(
-      [this, code, text] { return close_connection(this, code, text); }, timeout, closed);
+  error_info failure = call<void>([this, code, text] { return close_connection(this, code, text); },
+                                  timeout, closed);
   run_now([this] { stop_everything(); });
   {
     std::lock_guard lk(m);
@@ -606,8 +636,7 @@ asio::awaitable<void> pump(std::shared_ptr<channel_state> st,
 
 asio::awaitable<std::string> start_callback_consumer(std::shared_ptr<channel_state> st,
                                                      std::shared_ptr<callback_consumer> rec,
-                                                     std::string_view queue,
-                                                     consume_options o) {
+                                                     std::string_view queue, consume_options o) {
   if (!st->ch) throw warren::error(no_channel());
   auto op = st->ch.consume(queue, o);
   warren::consumer c = co_await std::move(op);
@@ -624,8 +653,8 @@ asio::awaitable<std::string> start_callback_consumer(std::shared_ptr<channel_sta
 
 // basic.cancel for callback consumers; deliveries of theirs that wait in the
 // inbox are nacked (no_ack ones stay for the next start_consuming()).
-asio::awaitable<void> cancel_callback_consumers(std::shared_ptr<channel_state> st,
-                                                std::vector<std::shared_ptr<callback_consumer>> recs) {
+asio::awaitable<void> cancel_callback_consumers(
+    std::shared_ptr<channel_state> st, std::vector<std::shared_ptr<callback_consumer>> recs) {
   error_info first;
   for (auto& rec : recs) {
     if (rec->ended || rec->cancelling || rec->stopping) continue;
@@ -764,8 +793,7 @@ connection connect(std::vector<connection_params> candidates, const connect_opti
 
 connection connect(const std::vector<std::string>& uris, const connect_options& options,
                    duration timeout) {
-  return detail::open_connection([&] { return warren::connect(uris, options); }, timeout,
-                                 nullptr);
+  return detail::open_connection([&] { return warren::connect(uris, options); }, timeout, nullptr);
 }
 connection connect(const std::vector<std::string>& uris, const connect_options& options,
                    duration timeout, std::error_code& ec) {
@@ -926,8 +954,8 @@ value_t<T> on_consumer(const std::shared_ptr<detail::consumer_handle>& h, durati
   std::optional<value_t<T>> out;
   if (!h) return deliver(detail::no_channel(), out, ec);
   detail::consumer_handle* raw = h.get();
-  error_info failure = h->io->call<T>([raw, f]() -> asio::awaitable<T> { return f(raw->c); },
-                                      timeout, out);
+  error_info failure =
+      h->io->call<T>([raw, f]() -> asio::awaitable<T> { return f(raw->c); }, timeout, out);
   return deliver(std::move(failure), out, ec);
 }
 
@@ -1022,15 +1050,14 @@ void channel::exchange_delete(std::string_view name, const exchange_delete_optio
 }
 
 void channel::exchange_bind(std::string_view destination, std::string_view source,
-                            std::string_view routing_key, const bind_options& o,
-                            duration timeout) {
+                            std::string_view routing_key, const bind_options& o, duration timeout) {
   on_channel<void>(handle_, timeout, nullptr, [=, &o](warren::channel& c) {
     return c.exchange_bind(destination, source, routing_key, o);
   });
 }
 void channel::exchange_bind(std::string_view destination, std::string_view source,
-                            std::string_view routing_key, const bind_options& o,
-                            duration timeout, std::error_code& ec) {
+                            std::string_view routing_key, const bind_options& o, duration timeout,
+                            std::error_code& ec) {
   on_channel<void>(handle_, timeout, &ec, [=, &o](warren::channel& c) {
     return c.exchange_bind(destination, source, routing_key, o);
   });
@@ -1044,8 +1071,8 @@ void channel::exchange_unbind(std::string_view destination, std::string_view sou
   });
 }
 void channel::exchange_unbind(std::string_view destination, std::string_view source,
-                              std::string_view routing_key, const bind_options& o,
-                              duration timeout, std::error_code& ec) {
+                              std::string_view routing_key, const bind_options& o, duration timeout,
+                              std::error_code& ec) {
   on_channel<void>(handle_, timeout, &ec, [=, &o](warren::channel& c) {
     return c.exchange_unbind(destination, source, routing_key, o);
   });
@@ -1103,8 +1130,9 @@ std::uint32_t channel::queue_purge(std::string_view queue, duration timeout, std
 
 std::uint32_t channel::queue_delete(std::string_view queue, const queue_delete_options& o,
                                     duration timeout) {
-  return on_channel<std::uint32_t>(
-      handle_, timeout, nullptr, [queue, &o](warren::channel& c) { return c.queue_delete(queue, o); });
+  return on_channel<std::uint32_t>(handle_, timeout, nullptr, [queue, &o](warren::channel& c) {
+    return c.queue_delete(queue, o);
+  });
 }
 std::uint32_t channel::queue_delete(std::string_view queue, const queue_delete_options& o,
                                     duration timeout, std::error_code& ec) {
@@ -1144,7 +1172,8 @@ consumer channel::consume(std::string_view queue, const consume_options& o, dura
 
 std::optional<message> channel::get(std::string_view queue, bool no_ack, duration timeout) {
   return on_channel<std::optional<message>>(
-      handle_, timeout, nullptr, [queue, no_ack](warren::channel& c) { return c.get(queue, no_ack); });
+      handle_, timeout, nullptr,
+      [queue, no_ack](warren::channel& c) { return c.get(queue, no_ack); });
 }
 std::optional<message> channel::get(std::string_view queue, bool no_ack, duration timeout,
                                     std::error_code& ec) {
@@ -1163,7 +1192,8 @@ void channel::nack(std::uint64_t delivery_tag, bool multiple, bool requeue) {
                  [=](warren::channel& c) { c.nack(delivery_tag, multiple, requeue); });
 }
 void channel::nack(std::uint64_t delivery_tag, bool multiple, bool requeue, std::error_code& ec) {
-  now_on_channel(handle_, &ec, [=](warren::channel& c) { c.nack(delivery_tag, multiple, requeue); });
+  now_on_channel(handle_, &ec,
+                 [=](warren::channel& c) { c.nack(delivery_tag, multiple, requeue); });
 }
 void channel::reject(std::uint64_t delivery_tag, bool requeue) {
   now_on_channel(handle_, nullptr, [=](warren::channel& c) { c.reject(delivery_tag, requeue); });
@@ -1192,7 +1222,7 @@ std::string basic_consume_impl(const std::shared_ptr<detail::channel_handle>& h,
   if (!h) return deliver(detail::no_channel(), out, ec);
   if (!callback)
     return deliver(detail::make_error(std::make_error_code(std::errc::invalid_argument),
-                              "basic_consume needs a callback"),
+                                      "basic_consume needs a callback"),
                    out, ec);
   auto st = h->st;
   auto rec = std::make_shared<detail::callback_consumer>(st->io->io);
@@ -1201,8 +1231,8 @@ std::string basic_consume_impl(const std::shared_ptr<detail::channel_handle>& h,
   const std::size_t cap = (!o.no_ack && o.prefetch != 0) ? o.prefetch : o.buffer;
   rec->capacity = cap == 0 ? 1 : cap;
   error_info failure = st->io->call<std::string>(
-      [st, rec, queue, &o] { return detail::start_callback_consumer(st, rec, queue, o); },
-      timeout, out);
+      [st, rec, queue, &o] { return detail::start_callback_consumer(st, rec, queue, o); }, timeout,
+      out);
   return deliver(std::move(failure), out, ec);
 }
 
@@ -1217,8 +1247,7 @@ error_info cancel_impl(const std::shared_ptr<detail::channel_state>& st,
   }
   std::optional<std::monostate> out;
   return st->io->call<void>(
-      [st, &recs] { return detail::cancel_callback_consumers(st, std::move(recs)); }, timeout,
-      out);
+      [st, &recs] { return detail::cancel_callback_consumers(st, std::move(recs)); }, timeout, out);
 }
 
 void basic_cancel_impl(const std::shared_ptr<detail::channel_handle>& h,
@@ -1306,9 +1335,8 @@ consuming_end detail::consume_loop(channel& self, duration time_limit, std::erro
     }
     if (!limited) {
       st->cv.wait(lk);
-    } else if (st->cv.wait_until(lk, deadline) == std::cv_status::timeout &&
-               st->inbox.empty() && st->stop_generation == generation && !st->failure &&
-               !st->consumers.empty()) {
+    } else if (st->cv.wait_until(lk, deadline) == std::cv_status::timeout && st->inbox.empty() &&
+               st->stop_generation == generation && !st->failure && !st->consumers.empty()) {
       out = consuming_end::time_limit;
       break;
     }
@@ -1351,9 +1379,10 @@ consuming_end channel::start_consuming(duration time_limit, std::error_code& ec)
 publish_outcome channel::publish(std::string_view exchange, std::string_view routing_key,
                                  std::string_view body, const basic_properties& properties,
                                  publish_flags flags, duration timeout) {
-  return on_channel<publish_outcome>(handle_, timeout, nullptr, [=, &properties](warren::channel& c) {
-    return c.publish(exchange, routing_key, body, properties, flags);
-  });
+  return on_channel<publish_outcome>(
+      handle_, timeout, nullptr, [=, &properties](warren::channel& c) {
+        return c.publish(exchange, routing_key, body, properties, flags);
+      });
 }
 publish_outcome channel::publish(std::string_view exchange, std::string_view routing_key,
                                  std::string_view body, const basic_properties& properties,
@@ -1377,17 +1406,16 @@ publish_outcome channel::publish(std::string_view exchange, std::string_view rou
 }
 
 std::uint64_t channel::publish_pipelined(std::string_view exchange, std::string_view routing_key,
-                                         std::string_view body,
-                                         const basic_properties& properties, publish_flags flags,
-                                         duration timeout) {
+                                         std::string_view body, const basic_properties& properties,
+                                         publish_flags flags, duration timeout) {
   return on_channel<std::uint64_t>(handle_, timeout, nullptr, [=, &properties](warren::channel& c) {
     return c.publish_pipelined(exchange, routing_key, body, properties, flags);
   });
 }
 std::uint64_t channel::publish_pipelined(std::string_view exchange, std::string_view routing_key,
-                                         std::string_view body,
-                                         const basic_properties& properties, publish_flags flags,
-                                         duration timeout, std::error_code& ec) {
+                                         std::string_view body, const basic_properties& properties,
+                                         publish_flags flags, duration timeout,
+                                         std::error_code& ec) {
   return on_channel<std::uint64_t>(handle_, timeout, &ec, [=, &properties](warren::channel& c) {
     return c.publish_pipelined(exchange, routing_key, body, properties, flags);
   });
@@ -1462,6 +1490,5 @@ void channel::tx_rollback(duration timeout) {
 void channel::tx_rollback(duration timeout, std::error_code& ec) {
   on_channel<void>(handle_, timeout, &ec, [](warren::channel& c) { return c.tx_rollback(); });
 }
-
 
 }  // namespace warren::blocking

@@ -107,12 +107,11 @@ using consume_callback = std::function<void(channel&, const message&)>;
 // endpoint included; connection_params::connection_timeout still bounds each.
 // The error_code forms return an empty connection on failure.
 template <class S>
-  requires std::is_convertible_v<const S&, std::string_view>
-connection connect(const S& uri, const connect_options& options = {}, duration timeout = {});
+requires std::is_convertible_v<const S&, std::string_view> connection
+connect(const S& uri, const connect_options& options = {}, duration timeout = {});
 template <class S>
-  requires std::is_convertible_v<const S&, std::string_view>
-connection connect(const S& uri, const connect_options& options, duration timeout,
-                   std::error_code& ec);
+requires std::is_convertible_v<const S&, std::string_view> connection
+connect(const S& uri, const connect_options& options, duration timeout, std::error_code& ec);
 connection connect(const connection_params& params, const connect_options& options = {},
                    duration timeout = {});
 connection connect(const connection_params& params, const connect_options& options,
@@ -236,8 +235,8 @@ class channel {
   // exchange.*
   void exchange_declare(std::string_view name, const exchange_declare_options& o = {},
                         duration timeout = {});
-  void exchange_declare(std::string_view name, const exchange_declare_options& o,
-                        duration timeout, std::error_code& ec);
+  void exchange_declare(std::string_view name, const exchange_declare_options& o, duration timeout,
+                        std::error_code& ec);
   void exchange_delete(std::string_view name, const exchange_delete_options& o = {},
                        duration timeout = {});
   void exchange_delete(std::string_view name, const exchange_delete_options& o, duration timeout,
@@ -264,12 +263,10 @@ class channel {
                   const bind_options& o = {}, duration timeout = {});
   void queue_bind(std::string_view queue, std::string_view exchange, std::string_view routing_key,
                   const bind_options& o, duration timeout, std::error_code& ec);
-  void queue_unbind(std::string_view queue, std::string_view exchange,
-                    std::string_view routing_key, const field_table* arguments = nullptr,
-                    duration timeout = {});
-  void queue_unbind(std::string_view queue, std::string_view exchange,
-                    std::string_view routing_key, const field_table* arguments,
-                    duration timeout, std::error_code& ec);
+  void queue_unbind(std::string_view queue, std::string_view exchange, std::string_view routing_key,
+                    const field_table* arguments = nullptr, duration timeout = {});
+  void queue_unbind(std::string_view queue, std::string_view exchange, std::string_view routing_key,
+                    const field_table* arguments, duration timeout, std::error_code& ec);
   // The number of messages purged / deleted with the queue.
   std::uint32_t queue_purge(std::string_view queue, duration timeout = {});
   std::uint32_t queue_purge(std::string_view queue, duration timeout, std::error_code& ec);
@@ -339,8 +336,7 @@ class channel {
                           std::string_view body, const basic_properties& properties,
                           publish_flags flags, duration timeout, std::error_code& ec);
   publish_outcome publish(std::string_view exchange, std::string_view routing_key,
-                          std::string_view body, publish_flags flags = {},
-                          duration timeout = {});
+                          std::string_view body, publish_flags flags = {}, duration timeout = {});
   publish_outcome publish(std::string_view exchange, std::string_view routing_key,
                           std::string_view body, publish_flags flags, duration timeout,
                           std::error_code& ec);
@@ -390,15 +386,14 @@ class channel {
 };
 
 template <class S>
-  requires std::is_convertible_v<const S&, std::string_view>
-connection connect(const S& uri, const connect_options& options, duration timeout) {
+requires std::is_convertible_v<const S&, std::string_view> connection
+connect(const S& uri, const connect_options& options, duration timeout) {
   return detail::connect_uri(std::string_view(uri), options, timeout, nullptr);
 }
 
 template <class S>
-  requires std::is_convertible_v<const S&, std::string_view>
-connection connect(const S& uri, const connect_options& options, duration timeout,
-                   std::error_code& ec) {
+requires std::is_convertible_v<const S&, std::string_view> connection
+connect(const S& uri, const connect_options& options, duration timeout, std::error_code& ec) {
   return detail::connect_uri(std::string_view(uri), options, timeout, &ec);
 }
 
