@@ -41,7 +41,7 @@ std::string make_exchange(context& c, raw_session& s, std::string_view tag, std:
   return d.exchange;
 }
 
-void bind(raw_session& s, std::string_view queue, std::string_view exchange, std::string_view key,
+void bind_queue(raw_session& s, std::string_view queue, std::string_view exchange, std::string_view key,
           const field_table* args, std::uint16_t channel) {
   queue_bind b;
   b.queue = std::string(queue);
@@ -83,6 +83,16 @@ std::uint32_t depth(raw_session& s, std::string_view queue, std::uint16_t channe
   d.queue = std::string(queue);
   d.passive = true;
   return s.call(channel, d).message_count;
+}
+
+std::uint32_t settled_depth(raw_session& s, std::string_view queue, std::uint32_t want,
+                            milliseconds wait, std::uint16_t channel) {
+  const auto stop = clock::now() + wait;
+  for (;;) {
+    const std::uint32_t n = depth(s, queue, channel);
+    if (n == want || clock::now() >= stop) return n;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
 }
 
 std::string consume(raw_session& s, std::string_view queue, std::string_view tag, bool no_ack,

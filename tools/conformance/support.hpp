@@ -38,7 +38,7 @@ struct exchange_options {
 std::string make_exchange(context& c, raw_session& s, std::string_view tag, std::string_view type,
                           const exchange_options& o = {});
 
-void bind(raw_session& s, std::string_view queue, std::string_view exchange,
+void bind_queue(raw_session& s, std::string_view queue, std::string_view exchange,
           std::string_view key, const field_table* args = nullptr, std::uint16_t channel = 1);
 
 void publish(raw_session& s, std::string_view exchange, std::string_view key,
@@ -52,6 +52,11 @@ std::optional<event> fetch(raw_session& s, std::string_view queue, bool no_ack =
 
 // The message count of a passive queue.declare.
 std::uint32_t depth(raw_session& s, std::string_view queue, std::uint16_t channel = 1);
+
+// depth(), asked again for up to `wait` until it is `want`: for effects a
+// broker may apply after answering (requeues, expiries); the last count seen.
+std::uint32_t settled_depth(raw_session& s, std::string_view queue, std::uint32_t want,
+                            milliseconds wait = milliseconds(1000), std::uint16_t channel = 1);
 
 // basic.consume; returns the consumer tag.
 std::string consume(raw_session& s, std::string_view queue, std::string_view tag = {},
