@@ -85,7 +85,8 @@ const char* usage_text() {
          "      --generic-publish    encode every publish in full (no prepared publisher)\n"
          "      --receive-batch BYTES[:US]  consumers' connections wake once BYTES have\n"
          "                           arrived, or US microseconds (default 1000) after the\n"
-         "                           last read (connect_options::receive_batch_bytes)\n"
+         "                           last read (connect_options::receive_batch_bytes;\n"
+         "                           plain TCP only: amqps connections read as they come)\n"
          "      --help               this text\n"
          "Body: bytes 0-3 sequence number, 4-11 send time (ns, monotonic clock), padding.\n";
 }
