@@ -105,22 +105,34 @@ struct waiter {
   }
 };
 
-// Runs `make()`'s operation (within `timeout`, if non-zero), stores its value
-// in *out and completes *w. *out and *w belong to a caller that waits for w.
-template <class T, class Make>
-asio::awaitable<void> run_op(Make make, duration timeout, std::optional<value_t<T>>* out,
-                             waiter* w) {
+// Makes the operation a call runs on the I/O thread. Type-erased, with the
+// result stored by store_result: one small coroutine per result type and one
+// run_op for all, instead of a coroutine and a deadline race per call site.
+template <class T>
+using op_factory = warren::detail::unique_function<asio::awaitable<T>()>;
+
+template <class T>
+asio::awaitable<void> store_result(asio::awaitable<T> op, std::optional<value_t<T>>* out) {
+  if constexpr (std::is_void_v<T>) {
+    co_await std::move(op);
+    out->emplace();
+  } else {
+    T value = co_await std::move(op);
+    out->emplace(std::move(value));
+  }
+}
+
+// Runs `make()`'s operation (within `timeout`, if non-zero) and completes *w,
+// which belongs to a caller waiting for it.
+asio::awaitable<void> run_op(op_factory<void> make, duration timeout, waiter* w) {
   error_info failure;
   try {
-    asio::awaitable<T> op = make();
-    asio::awaitable<T> bounded =
-        timeout > duration::zero() ? warren::with_timeout(std::move(op), timeout) : std::move(op);
-    if constexpr (std::is_void_v<T>) {
+    asio::awaitable<void> op = make();
+    if (timeout > duration::zero()) {
+      auto bounded = warren::with_timeout(std::move(op), timeout);
       co_await std::move(bounded);
-      out->emplace();
     } else {
-      T value = co_await std::move(bounded);
-      out->emplace(std::move(value));
+      co_await std::move(op);
     }
   } catch (...) {
     failure = from_exception(std::current_exception());
@@ -237,15 +249,19 @@ struct io_state : std::enable_shared_from_this<io_state> {
 
   // Runs the operation make() returns on the I/O thread and waits for it.
   // Refused on the I/O thread and once the connection is closed.
-  template <class T, class Make>
-  error_info call(Make make, duration timeout, std::optional<value_t<T>>& out) {
+  template <class T>
+  error_info call(op_factory<T> make, duration timeout, std::optional<value_t<T>>& out) {
     if (on_io_thread()) return refused_on_io_thread();
     waiter w;
     {
       std::lock_guard lk(m);
       if (phase_ != phase::open) return connection_gone();
       link(w);
-      asio::co_spawn(io, run_op<T>(std::move(make), timeout, &out, &w), asio::detached);
+      auto* result = &out;
+      op_factory<void> stored = [make = std::move(make), result]() mutable {
+        return store_result<T>(make(), result);
+      };
+      asio::co_spawn(io, run_op(std::move(stored), timeout, &w), asio::detached);
     }
     w.wait();
     std::lock_guard lk(m);
