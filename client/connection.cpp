@@ -9,42 +9,13 @@
 #include "warren/client/core.hpp"
 #include "warren/client/driver.hpp"
 #include "warren/client/dial.hpp"
+#include "warren/client/recovery.hpp"
 #include "warren/client/timeout.hpp"
 
 namespace warren {
 namespace detail {
 
 constexpr auto tuple_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
-
-struct connection_handle {
-  std::shared_ptr<driver> impl;
-  connection_handle() = default;
-  connection_handle(const connection_handle&) = delete;
-  connection_handle& operator=(const connection_handle&) = delete;
-  ~connection_handle() {
-    if (impl) impl->abandon();
-  }
-};
-
-// What a channel handle (and its consumers) hold: the logical channel, not a
-// raw id. `id` is the channel's number on the wire in the connection's
-// current core; every operation reads it afresh, so a channel re-opened
-// under another number keeps its handles.
-struct logical_channel {
-  std::shared_ptr<connection_handle> conn;
-  std::uint16_t id = 0;
-  logical_channel() = default;
-  logical_channel(const logical_channel&) = delete;
-  logical_channel& operator=(const logical_channel&) = delete;
-  driver& impl() const noexcept { return *conn->impl; }
-  connection_core& core() const noexcept { return conn->impl->core_; }
-  ~logical_channel() {
-    // A channel nobody can reach any more is closed so its id is reused.
-    if (conn && conn->impl && core().is_channel_open(id)) {
-      core().close_channel(id, 0, {});
-    }
-  }
-};
 
 }  // namespace detail
 
@@ -111,7 +82,13 @@ asio::awaitable<connection> connect(std::vector<connection_params> candidates,
   auto pending = detail::open_first(candidates, options, &chosen);
   auto d = co_await std::move(pending);
   d->endpoint = to_uri(candidates[chosen], true);
-  co_return detail::make_connection(std::move(d));
+  auto conn = detail::make_connection(d);
+  if (options.recovery.enabled) {
+    auto& h = conn.handle_;
+    h->rec = std::make_shared<detail::recovery>(d->ex_, std::move(candidates), options);
+    h->rec->watch(h, *d);
+  }
+  co_return conn;
 }
 
 namespace detail {
@@ -124,7 +101,36 @@ connection make_connection(std::shared_ptr<driver> d) {
 
 // ---- connection ------------------------------------------------------------
 
+namespace {
+// With recovery on, an operation started while a recovery runs waits for it
+// (at most request_timeout) instead of failing at once.
+asio::awaitable<void> recovered(detail::connection_handle& h) {
+  auto rec = h.rec;
+  if (!rec) co_return;
+  // Lost, and the close not yet seen by recovery: it is about to start.
+  while (!rec->recovering() && !rec->stopped() && !rec->gave_up() && h.impl->core_.is_closed() &&
+         detail::is_connection_loss(h.impl->core_.close_reason()))
+    co_await rec->wait_change();
+  if (rec->recovering()) {
+    auto waiting = rec->wait_recovered(h.impl->opts_.request_timeout);
+    co_await std::move(waiting);
+  }
+}
+
+// With recovery on: the connection is not usable now, but may be again.
+bool must_wait(const detail::connection_handle& h) noexcept {
+  return h.rec && (h.rec->recovering() || !h.impl->core_.is_open());
+}
+
+// An operation failed with errc::interrupted and the connection is being
+// (or about to be) recovered: worth trying again.
+bool retryable(const detail::connection_handle& h, const error_info& e) noexcept {
+  return h.rec && e.code == errc::interrupted && !h.rec->stopped() && !h.rec->gave_up();
+}
+}  // namespace
+
 asio::awaitable<channel> connection::open_channel() {
+  co_await recovered(*handle_);
   auto& impl = *handle_->impl;
   std::uint16_t id = 0;
   co_await impl.checked_op([&impl, &id](std::uint64_t op, detail::completion done) {
@@ -133,10 +139,12 @@ asio::awaitable<channel> connection::open_channel() {
   auto h = std::make_shared<detail::logical_channel>();
   h->conn = handle_;
   h->id = id;
+  if (handle_->rec) handle_->rec->channel_opened(h);
   co_return channel(std::move(h));
 }
 
 asio::awaitable<void> connection::close(std::uint16_t code, std::string_view text) {
+  if (handle_->rec) handle_->rec->stop();
   auto& impl = *handle_->impl;
   co_await impl.checked_op([&](std::uint64_t id, detail::completion done) {
     impl.core_.close(code, std::string(text), id, std::move(done));
@@ -144,11 +152,30 @@ asio::awaitable<void> connection::close(std::uint16_t code, std::string_view tex
 }
 
 asio::awaitable<connection_notice> connection::next_notice() {
-  auto& impl = *handle_->impl;
-  op_result r = co_await impl.checked_op([&impl](std::uint64_t id, detail::completion done) {
-    impl.core_.next_event(id, std::move(done));
-  });
-  co_return std::move(*r.event);
+  auto rec = handle_->rec;
+  for (;;) {
+    if (rec) {
+      if (auto n = rec->take_notice()) co_return std::move(*n);
+      if (rec->recovering()) {
+        co_await rec->wait_change();
+        continue;
+      }
+    }
+    auto impl = handle_->impl;
+    op_result r = co_await impl->op([&impl](std::uint64_t id, detail::completion done) {
+      impl->core_.next_event(id, std::move(done));
+    });
+    if (!r.error) co_return std::move(*r.event);
+    const bool loss = detail::is_connection_loss(impl->core_.close_reason());
+    if (!rec || rec->stopped() || rec->gave_up() || !loss) {
+      if (rec) {
+        if (auto n = rec->take_notice()) co_return std::move(*n);
+      }
+      detail::throw_error(impl->user_error(std::move(r.error)));
+    }
+    // Lost: recovery starts when the transport's close is seen.
+    if (!rec->recovering() && impl == handle_->impl) co_await rec->wait_change();
+  }
 }
 
 asio::awaitable<void> connection::update_secret(std::string new_secret, std::string reason) {
@@ -171,6 +198,10 @@ const field_table& connection::server_properties() const noexcept {
 }
 asio::any_io_executor connection::get_executor() const noexcept { return handle_->impl->ex_; }
 std::string connection::endpoint() const { return handle_->impl->endpoint; }
+std::string connection::current_queue_name(std::string_view queue) const {
+  return handle_->rec ? handle_->rec->topo.current(std::string(queue)) : std::string(queue);
+}
+bool connection::recovering() const noexcept { return handle_->rec && handle_->rec->recovering(); }
 
 // ---- channel ---------------------------------------------------------------
 
@@ -179,6 +210,7 @@ namespace {
 // A synchronous request, with the whole result (basic.get's message too).
 template <class M>
 asio::awaitable<op_result> request(const detail::logical_channel& h, const M& m) {
+  co_await recovered(*h.conn);
   auto& impl = h.impl();
   const std::uint16_t ch = h.id;
   co_return co_await impl.checked_op([&impl, ch, &m](std::uint64_t id, detail::completion done) {
@@ -198,7 +230,12 @@ asio::awaitable<typename M::reply> call(const detail::logical_channel& h, const 
 
 template <class M>
 void send(const detail::logical_channel& h, const M& m) {
-  if (error_info e = h.core().send(h.id, m)) detail::throw_error(std::move(e));
+  if (error_info e = h.core().send(h.id, m)) detail::throw_error(h.impl().user_error(std::move(e)));
+}
+
+// What recovery will declare again (nothing when it is off).
+detail::topology* recorded(const detail::logical_channel& h) {
+  return h.conn->rec ? &h.conn->rec->topo : nullptr;
 }
 
 // The four binding methods share their shape: two names (destination and
@@ -239,6 +276,7 @@ error_info channel::close_reason() const {
 
 asio::awaitable<void> channel::close() {
   auto& h = *handle_;
+  h.closed_by_user = true;
   co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
     h.core().close_channel(h.id, id, std::move(done));
   });
@@ -262,6 +300,7 @@ asio::awaitable<void> channel::exchange_declare(std::string_view name, exchange_
   m.no_wait = o.no_wait;
   if (o.arguments) m.arguments = *o.arguments;
   co_await call_or_send(*handle_, m);
+  if (auto* t = recorded(*handle_)) t->declared(m);
 }
 
 asio::awaitable<void> channel::exchange_delete(std::string_view name, exchange_delete_options o) {
@@ -270,12 +309,14 @@ asio::awaitable<void> channel::exchange_delete(std::string_view name, exchange_d
   m.if_unused = o.if_unused;
   m.no_wait = o.no_wait;
   co_await call_or_send(*handle_, m);
+  if (auto* t = recorded(*handle_)) t->exchange_deleted(m.exchange);
 }
 
 asio::awaitable<void> channel::exchange_bind(std::string_view destination, std::string_view source,
                                              std::string_view routing_key, bind_options o) {
   auto m = binding<warren::exchange_bind>(destination, source, routing_key, o.arguments, o.no_wait);
   co_await call_or_send(*handle_, m);
+  if (auto* t = recorded(*handle_)) t->bound(m);
 }
 
 asio::awaitable<void> channel::exchange_unbind(std::string_view destination,
@@ -283,6 +324,7 @@ asio::awaitable<void> channel::exchange_unbind(std::string_view destination,
                                                std::string_view routing_key, bind_options o) {
   auto m = binding<warren::exchange_unbind>(destination, source, routing_key, o.arguments, o.no_wait);
   co_await call_or_send(*handle_, m);
+  if (auto* t = recorded(*handle_)) t->unbound(m);
 }
 
 asio::awaitable<queue_declare_result> channel::queue_declare(std::string_view name,
@@ -299,9 +341,11 @@ asio::awaitable<queue_declare_result> channel::queue_declare(std::string_view na
   if (o.no_wait) {
     send(*handle_, m);
     res.queue = name;
+    if (auto* t = recorded(*handle_)) t->declared(m, res.queue);
     co_return res;
   }
   queue_declare_ok ok = co_await call(*handle_, m);
+  if (auto* t = recorded(*handle_)) t->declared(m, ok.queue);
   res.queue = std::move(ok.queue);
   res.message_count = ok.message_count;
   res.consumer_count = ok.consumer_count;
@@ -312,6 +356,7 @@ asio::awaitable<void> channel::queue_bind(std::string_view queue, std::string_vi
                                           std::string_view routing_key, bind_options o) {
   auto m = binding<warren::queue_bind>(queue, exchange, routing_key, o.arguments, o.no_wait);
   co_await call_or_send(*handle_, m);
+  if (auto* t = recorded(*handle_)) t->bound(m);
 }
 
 asio::awaitable<void> channel::queue_unbind(std::string_view queue, std::string_view exchange,
@@ -319,6 +364,7 @@ asio::awaitable<void> channel::queue_unbind(std::string_view queue, std::string_
                                             const field_table* arguments) {
   auto m = binding<warren::queue_unbind>(queue, exchange, routing_key, arguments, false);
   co_await call(*handle_, m);
+  if (auto* t = recorded(*handle_)) t->unbound(m);
 }
 
 asio::awaitable<std::uint32_t> channel::queue_purge(std::string_view queue) {
@@ -337,9 +383,11 @@ asio::awaitable<std::uint32_t> channel::queue_delete(std::string_view queue,
   m.no_wait = o.no_wait;
   if (o.no_wait) {
     send(*handle_, m);
+    if (auto* t = recorded(*handle_)) t->queue_deleted(m.queue);
     co_return 0;
   }
   queue_delete_ok ok = co_await call(*handle_, m);
+  if (auto* t = recorded(*handle_)) t->queue_deleted(m.queue);
   co_return ok.message_count;
 }
 
@@ -349,6 +397,7 @@ asio::awaitable<void> channel::qos(qos_options o) {
   m.prefetch_size = o.prefetch_size;
   m.global = o.global;
   co_await call(*handle_, m);
+  if (handle_->conn->rec) handle_->qos = m;
 }
 
 asio::awaitable<consumer> channel::consume(std::string_view queue, consume_options o) {
@@ -364,9 +413,11 @@ asio::awaitable<consumer> channel::consume(std::string_view queue, consume_optio
   m.exclusive = o.exclusive;
   if (o.arguments) m.arguments = *o.arguments;
   auto& h = *handle_;
+  co_await recovered(*h.conn);
   co_await h.impl().checked_op([&h, &m, &state](std::uint64_t id, detail::completion done) {
     h.core().consume(h.id, m, state, id, std::move(done));
   });
+  if (h.conn->rec) h.consumers.push_back({state, m});
   co_return consumer(handle_, std::move(state));
 }
 
@@ -375,30 +426,57 @@ asio::awaitable<std::optional<message>> channel::get(std::string_view queue, boo
   m.queue = queue;
   m.no_ack = no_ack;
   op_result r = co_await request(*handle_, m);  // get-ok brings the message
-  co_return r.msg.take();
+  std::optional<message> got = r.msg.take();
+  if (got && handle_->conn->rec) {
+    got->delivery_tag += handle_->tag_offset;
+    handle_->last_tag = std::max(handle_->last_tag, got->delivery_tag);
+  }
+  co_return got;
 }
 
-void channel::ack(std::uint64_t delivery_tag, bool multiple) {
+namespace {
+// The broker's tag for a tag the user holds; false for one from before the
+// last recovery, which must never reach the new channel.
+bool wire_tag(detail::logical_channel& h, std::uint64_t& tag) {
+  if (h.tag_offset == 0) return true;
+  if (tag <= h.tag_offset) {
+    ++h.stale_acks;
+    return false;
+  }
+  tag -= h.tag_offset;
+  return true;
+}
+}  // namespace
+
+bool channel::ack(std::uint64_t delivery_tag, bool multiple) {
   basic_ack m;
   m.delivery_tag = delivery_tag;
   m.multiple = multiple;
+  if (!wire_tag(*handle_, m.delivery_tag)) return false;
   send(*handle_, m);
+  return true;
 }
 
-void channel::nack(std::uint64_t delivery_tag, bool multiple, bool requeue) {
+bool channel::nack(std::uint64_t delivery_tag, bool multiple, bool requeue) {
   basic_nack m;
   m.delivery_tag = delivery_tag;
   m.multiple = multiple;
   m.requeue = requeue;
+  if (!wire_tag(*handle_, m.delivery_tag)) return false;
   send(*handle_, m);
+  return true;
 }
 
-void channel::reject(std::uint64_t delivery_tag, bool requeue) {
+bool channel::reject(std::uint64_t delivery_tag, bool requeue) {
   basic_reject m;
   m.delivery_tag = delivery_tag;
   m.requeue = requeue;
+  if (!wire_tag(*handle_, m.delivery_tag)) return false;
   send(*handle_, m);
+  return true;
 }
+
+std::uint64_t channel::stale_acks() const noexcept { return handle_ ? handle_->stale_acks : 0; }
 
 asio::awaitable<void> channel::recover(bool requeue) {
   basic_recover m;
@@ -444,9 +522,10 @@ publish_frame_args publish_args(std::uint16_t ch, std::string_view exchange,
 
 // A publish the core refused: the channel's own error when it is closed.
 [[noreturn]] void throw_publish_error(detail::logical_channel& h, std::error_code ec) {
-  detail::throw_error(ec == errc::channel_closed || ec == errc::connection_closed
-                          ? h.core().channel_error(h.id)
-                          : detail::make_info(ec, "cannot publish: " + ec.message()));
+  const bool closed = ec == errc::channel_closed || ec == errc::connection_closed ||
+                      ec == errc::connection_lost || ec == errc::heartbeat_timeout;
+  detail::throw_error(h.impl().user_error(
+      closed ? h.core().channel_error(h.id) : detail::make_info(ec, "cannot publish: " + ec.message())));
 }
 
 }  // namespace
@@ -457,18 +536,65 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
                                                   const basic_properties& properties,
                                                   publish_flags flags) {
   auto& h = *handle_;
-  auto& core = h.core();
-  if (!core.writable(h.id)) co_await wait_writable();
-  const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
-  if (!core.confirm_mode(h.id)) {
-    if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}))
-      throw_publish_error(h, ec);
-    co_return publish_outcome{};
+  if (!h.conn->rec) {
+    auto& core = h.core();
+    if (!core.writable(h.id)) co_await wait_writable();
+    const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
+    if (!core.confirm_mode(h.id)) {
+      if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}))
+        throw_publish_error(h, ec);
+      co_return publish_outcome{};
+    }
+    op_result r = co_await h.impl().checked_op([&](std::uint64_t id, detail::completion done) {
+      core.publish(args, properties, as_bytes(body), id, std::move(done));
+    });
+    co_return std::move(r.outcome);
   }
-  op_result r = co_await h.impl().checked_op([&](std::uint64_t id, detail::completion done) {
-    core.publish(args, properties, as_bytes(body), id, std::move(done));
-  });
-  co_return std::move(r.outcome);
+  // With recovery: a publish that could not be sent waits for the recovery
+  // and is sent then; one lost before its confirm has an unknown outcome,
+  // or (if asked) is published again on the recovered connection.
+  bool again = false;
+  for (;;) {
+    if (must_wait(*h.conn)) co_await recovered(*h.conn);
+    auto& c = h.core();
+    if (!c.writable(h.id)) {
+      std::optional<error> failed;
+      try {
+        co_await wait_writable();
+      } catch (const error& e) {
+        failed = e;
+      }
+      if (failed) {
+        if (retryable(*h.conn, failed->info())) continue;
+        throw *failed;
+      }
+    }
+    const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
+    if (!c.confirm_mode(h.id)) {
+      if (auto ec = c.publish(args, properties, as_bytes(body), 0, {})) {
+        error_info e = h.impl().user_error(c.channel_error(h.id));
+        if (!e) e = detail::make_info(ec, "cannot publish: " + ec.message());
+        if (retryable(*h.conn, e)) continue;
+        detail::throw_error(std::move(e));
+      }
+      co_return publish_outcome{};
+    }
+    op_result r = co_await h.impl().op([&](std::uint64_t id, detail::completion done) {
+      c.publish(args, properties, as_bytes(body), id, std::move(done));
+    });
+    if (!r.error) {
+      r.outcome.republished = again;
+      co_return std::move(r.outcome);
+    }
+    error_info e = h.impl().user_error(std::move(r.error));
+    if (!retryable(*h.conn, e)) detail::throw_error(std::move(e));
+    if (!h.impl().opts_.recovery.republish_unconfirmed) {
+      publish_outcome unknown;
+      unknown.status = publish_status::unknown;
+      co_return unknown;
+    }
+    again = true;
+  }
 }
 
 namespace {
@@ -571,6 +697,8 @@ asio::awaitable<void> channel::confirm_select(std::size_t window) {
     h.core().confirm_select(h.id, id, std::move(done));
   });
   h.core().set_confirm_window(h.id, window);
+  h.confirm = true;
+  h.confirm_window = window;
 }
 
 std::uint64_t channel::returns_dropped() const noexcept {
@@ -584,7 +712,10 @@ std::uint64_t channel::unconfirmed() const noexcept {
   return handle_ ? handle_->core().unconfirmed(handle_->id) : 0;
 }
 
-asio::awaitable<void> channel::tx_select() { co_await call(*handle_, warren::tx_select{}); }
+asio::awaitable<void> channel::tx_select() {
+  co_await call(*handle_, warren::tx_select{});
+  handle_->tx = true;
+}
 asio::awaitable<void> channel::tx_commit() { co_await call(*handle_, warren::tx_commit{}); }
 asio::awaitable<void> channel::tx_rollback() { co_await call(*handle_, warren::tx_rollback{}); }
 
@@ -627,23 +758,92 @@ bool stream_ended(const detail::consumer_state& s) {
 
 }  // namespace
 
+namespace {
+// The tag the user sees (see logical_channel::tag_offset).
+void user_tag(detail::logical_channel& h, message& m) {
+  if (!h.conn->rec) return;
+  m.delivery_tag += h.tag_offset;
+  if (m.delivery_tag > h.last_tag) h.last_tag = m.delivery_tag;
+}
+
+// After a wait that failed: true when the stream goes on once the
+// connection is recovered (and it was), false when the failure stands.
+asio::awaitable<bool> resumes(detail::logical_channel& h, const error& e) {
+  auto rec = h.conn->rec;
+  if (!rec || e.code() != errc::interrupted) co_return false;
+  while (!rec->recovering() && !rec->gave_up() && !rec->stopped() && !h.core().is_open())
+    co_await rec->wait_change();
+  auto waiting = rec->wait_recovered(std::chrono::milliseconds(0));
+  co_await std::move(waiting);
+  co_return h.core().is_open();
+}
+
+// The stream ended. With recovery on, a cancel from the broker right before
+// the connection drops (RabbitMQ sends one to every consumer of a node that
+// stops) is not the end: the stream comes back with the connection. So a
+// broker cancel counts once the connection has stayed up for a second after
+// it. True: the stream goes on.
+asio::awaitable<bool> survives_end(detail::logical_channel& h,
+                                   const std::shared_ptr<detail::consumer_state>& state) {
+  auto rec = h.conn->rec;
+  if (!rec || state->end_reason.code != errc::consumer_cancelled) co_return false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  auto* before = h.conn->impl.get();
+  while (std::chrono::steady_clock::now() < until && !rec->stopped() && !rec->gave_up() &&
+         h.conn->impl.get() == before && !rec->recovering() && h.core().is_open()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    auto waiting = rec->wait_change_for(left + std::chrono::milliseconds(1));
+    co_await std::move(waiting);
+  }
+  if (rec->stopped() || rec->gave_up() || (h.conn->impl.get() == before && h.core().is_open())) {
+    // Ended for good: recovery must not bring it back.
+    std::erase_if(h.consumers, [&](const detail::consumer_record& c) { return c.state.lock() == state; });
+    co_return false;
+  }
+  if (rec->recovering() || !h.core().is_open()) {
+    auto waiting = rec->wait_recovered(std::chrono::milliseconds(0));
+    co_await std::move(waiting);
+  }
+  co_return h.core().is_open();
+}
+}  // namespace
+
 asio::awaitable<std::optional<message>> consumer::next() {
   auto& h = *channel_;
   for (;;) {
     // A buffered delivery is handed over at once, moved straight from the
     // stream's slot: no operation, no trip through the executor's queue.
-    if (message* m = h.core().take_delivery(state_)) {
-      co_return std::move(*m);
+    if (!h.conn->rec || !h.conn->rec->recovering()) {
+      if (message* m = h.core().take_delivery(state_)) {
+        user_tag(h, *m);
+        co_return std::move(*m);
+      }
     }
-    auto pending = wait_delivery(h, state_);
-    co_await std::move(pending);
-    if (stream_ended(*state_)) co_return std::nullopt;
+    std::optional<error> failed;
+    try {
+      auto pending = wait_delivery(h, state_);
+      co_await std::move(pending);
+    } catch (const error& e) {
+      failed = e;
+    }
+    if (failed) {
+      auto more = resumes(h, *failed);
+      if (!co_await std::move(more)) throw *failed;
+      continue;
+    }
+    if (stream_ended(*state_)) {
+      auto more = survives_end(h, state_);
+      if (co_await std::move(more)) continue;
+      co_return std::nullopt;
+    }
   }
 }
 
 bool consumer::try_next(message& m) {
   auto& h = *channel_;
+  if (h.conn->rec && h.conn->rec->recovering()) return false;
   if (!h.core().take_delivery(state_, m)) return false;
+  user_tag(h, m);
   return true;
 }
 
@@ -651,15 +851,32 @@ asio::awaitable<bool> consumer::next(message& m) {
   auto& h = *channel_;
   for (;;) {
     if (try_next(m)) co_return true;
-    auto pending = wait_delivery(h, state_);
-    co_await std::move(pending);
-    if (stream_ended(*state_)) co_return false;
+    std::optional<error> failed;
+    try {
+      auto pending = wait_delivery(h, state_);
+      co_await std::move(pending);
+    } catch (const error& e) {
+      failed = e;
+    }
+    if (failed) {
+      auto more = resumes(h, *failed);
+      if (!co_await std::move(more)) throw *failed;
+      continue;
+    }
+    if (stream_ended(*state_)) {
+      auto more = survives_end(h, state_);
+      if (co_await std::move(more)) continue;
+      co_return false;
+    }
   }
 }
 
 asio::awaitable<void> consumer::cancel() {
   auto& h = *channel_;
   const std::string tag = state_->tag;
+  std::erase_if(h.consumers, [this](const detail::consumer_record& c) {
+    return c.state.lock() == state_;
+  });
   co_await h.impl().checked_op([&h, &tag](std::uint64_t id, detail::completion done) {
     h.core().cancel(h.id, tag, id, std::move(done));
   });

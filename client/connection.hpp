@@ -71,6 +71,24 @@ struct endpoint {
   std::uint16_t port = 0;  // 0: 5672, or 5671 with TLS
 };
 
+// Automatic recovery after an unexpected loss of the connection (a socket
+// error, a missed heartbeat, or the broker's 320 CONNECTION_FORCED): the
+// client reconnects over the same endpoints with backoff, re-declares what
+// was declared through this connection, and re-opens every channel with its
+// qos, confirm mode and consumers (same tags). Handles stay valid. Never
+// after the user's close or an access refusal. See README "Recovery".
+struct recovery_options {
+  bool enabled = false;
+  std::chrono::milliseconds initial_backoff{100};
+  std::chrono::milliseconds max_backoff{10000};
+  double jitter = 0.2;          // each wait is scaled by 1 ± jitter, at random
+  std::uint32_t max_attempts = 0;  // 0: no limit
+  // A confirm-mode publish() unconfirmed at the loss: complete it with
+  // publish_status::unknown (false), or publish it again after recovery and
+  // report the new outcome with republished = true (true).
+  bool republish_unconfirmed = false;
+};
+
 // Options beyond what the URI carries.
 struct connect_options {
   std::string connection_name;  // shown by rabbitmqctl list_connections / the management UI
@@ -107,6 +125,8 @@ struct connect_options {
   // connection; cacertfile, certfile and keyfile must then be empty. Null:
   // a context is made from the parameters (TLS 1.2 or later).
   std::shared_ptr<asio::ssl::context> tls_context;
+  // Off by default.
+  recovery_options recovery;
 };
 
 
@@ -144,11 +164,18 @@ class connection {
   // The endpoint this connection reached, as a URI with the password shown
   // as "***".
   std::string endpoint() const;
+  // With recovery on: the name a queue declared through this connection has
+  // now. A server-named queue gets a new name from each recovery; any other
+  // name is returned as it is.
+  std::string current_queue_name(std::string_view queue) const;
+  // With recovery on: whether a recovery is running now.
+  bool recovering() const noexcept;
 
   explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
 
  private:
   friend asio::awaitable<connection> connect(std::vector<connection_params>, const connect_options&);
+  friend struct detail::connection_handle;
   friend connection detail::make_connection(std::shared_ptr<detail::driver>);
   explicit connection(std::shared_ptr<detail::connection_handle> h) : handle_(std::move(h)) {}
   std::shared_ptr<detail::connection_handle> handle_;
@@ -276,9 +303,13 @@ class channel {
   asio::awaitable<std::optional<message>> get(std::string_view queue, bool no_ack = false);
   // ack / nack / reject are not acknowledged by the broker: they are queued
   // for the socket at once. They throw if the channel is closed.
-  void ack(std::uint64_t delivery_tag, bool multiple = false);
-  void nack(std::uint64_t delivery_tag, bool multiple = false, bool requeue = true);
-  void reject(std::uint64_t delivery_tag, bool requeue = true);
+  // ack, nack and reject do not wait. With recovery on, a tag from before
+  // the last recovery is stale: nothing is sent (the broker delivers that
+  // message again), the call returns false and stale_acks() counts it.
+  bool ack(std::uint64_t delivery_tag, bool multiple = false);
+  bool nack(std::uint64_t delivery_tag, bool multiple = false, bool requeue = true);
+  bool reject(std::uint64_t delivery_tag, bool requeue = true);
+  std::uint64_t stale_acks() const noexcept;
   asio::awaitable<void> recover(bool requeue = true);
 
   // Publishes a message. Without confirm mode it completes once the frames

@@ -222,6 +222,7 @@ void driver::close_transport() {
   if (closed_) return;
   closed_ = true;
   if (transport_) transport_->close();
+  if (on_closed) asio::post(ex_, std::move(on_closed));
   heartbeat_timer_.cancel();
   deadline_timer_.cancel();
   linger_timer_.cancel();
@@ -257,6 +258,20 @@ void driver::arm_deadline_tick() {
       self->arm_deadline_tick();
     });
   });
+}
+
+bool is_connection_loss(const error_info& e) noexcept {
+  return e.code == errc::connection_lost || e.code == errc::heartbeat_timeout ||
+         e.reply_code() == 320;
+}
+
+error_info driver::user_error(error_info e) const {
+  if (!recoverable || !is_connection_loss(e)) return e;
+  error_info out;
+  out.code = errc::interrupted;
+  out.text = "interrupted by the loss of the connection (" + e.describe() +
+             "); it may be retried once the connection is recovered";
+  return out;
 }
 
 void driver::abandon() {

@@ -15,6 +15,7 @@
 #include <asio/steady_timer.hpp>
 #include <asio/use_awaitable.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include "warren/client/connection.hpp"
@@ -24,6 +25,9 @@
 namespace warren::detail {
 
 [[noreturn]] void throw_error(error_info e);
+// A loss recovery may repair: the socket failed, the peer went silent, or
+// the broker closed the connection with 320 CONNECTION_FORCED.
+bool is_connection_loss(const error_info& e) noexcept;
 error_info make_info(std::error_code ec, std::string text);
 
 // The core reports what it needs (core_listener); the driver answers with one
@@ -68,7 +72,7 @@ class driver final : public transport_sink,
         std::move(initiation), asio::use_awaitable);
     op_result r = co_await std::move(pending);
     if constexpr (Checked) {
-      if (r.error) throw_error(std::move(r.error));
+      if (r.error) throw_error(user_error(std::move(r.error)));
     }
     co_return r;
   }
@@ -93,6 +97,14 @@ class driver final : public transport_sink,
   connect_options opts_;
   // The endpoint reached, as a URI without the password (set by connect()).
   std::string endpoint;
+  // Run (posted, once) when the transport closes, for whatever reason: how
+  // recovery learns of a loss.
+  std::function<void()> on_closed;
+  // With recovery on, an operation cut short by a loss of the connection
+  // fails with errc::interrupted (the loss named in its text), not with the
+  // loss itself: it may be retried once the connection is back.
+  bool recoverable = false;
+  error_info user_error(error_info e) const;
 
  private:
   template <class F>

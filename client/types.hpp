@@ -77,10 +77,15 @@ struct returned_message {
 //   acked     the broker took responsibility for the message
 //   nacked    the broker could not take it
 //   returned  the broker returned it as unroutable (mandatory) and then acked it
-enum class publish_status : std::uint8_t { sent, acked, nacked, returned };
+// unknown: the connection was lost before the broker confirmed the publish
+// (with recovery on): it may or may not have been taken.
+enum class publish_status : std::uint8_t { sent, acked, nacked, returned, unknown };
 
 struct publish_outcome {
   publish_status status = publish_status::sent;
+  // Recovery republished it after a loss (connect_options::recovery with
+  // republish_unconfirmed): the broker may hold it twice.
+  bool republished = false;
   std::uint64_t sequence = 0;  // the publish sequence number in confirm mode, else 0
   std::uint16_t reply_code = 0;  // returned: the broker's reason (312 NO_ROUTE...)
   std::string reply_text;
@@ -162,10 +167,24 @@ struct publish_flags {
 
 // connection.blocked / connection.unblocked, as connection::next_notice()
 // reports them.
-enum class connection_event_type : std::uint8_t { blocked, unblocked };
+// With recovery on, also its events: lost (reason: why), reconnecting
+// (attempt, endpoint), recovered (endpoint), gave_up (reason: the last
+// failure); and replay_failed when a recorded object could not be
+// re-declared (reason: the broker's answer).
+enum class connection_event_type : std::uint8_t {
+  blocked,
+  unblocked,
+  lost,
+  reconnecting,
+  recovered,
+  gave_up,
+  replay_failed,
+};
 struct connection_notice {
   connection_event_type type = connection_event_type::blocked;
-  std::string reason;  // blocked: the broker's reason ("low on memory")
+  std::string reason;  // blocked: the broker's reason ("low on memory"); lost, gave_up: why
+  std::uint32_t attempt = 0;  // reconnecting: 1, 2, ...
+  std::string endpoint;       // reconnecting, recovered: the URI, password as "***"
 };
 
 // Tallies returned by wait_for_confirms().

@@ -47,6 +47,8 @@ class warren_category_impl final : public std::error_category {
       case errc::tls_handshake_failed: return "TLS handshake failed";
       case errc::certificate_rejected: return "the broker's certificate was rejected";
       case errc::no_endpoint: return "no endpoint could be reached";
+      case errc::interrupted: return "interrupted by the loss of the connection; retry after recovery";
+      case errc::recovery_failed: return "connection recovery gave up";
     }
     return "warren error " + std::to_string(ev);
   }

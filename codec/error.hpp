@@ -51,6 +51,9 @@ enum class errc {
   tls_handshake_failed,   // the TLS handshake failed (protocol version, ciphers, an alert from the peer)
   certificate_rejected,   // the broker's certificate failed verification (untrusted, expired, another host)
   no_endpoint,            // none of the endpoints given to connect() could be reached
+  // Recovery.
+  interrupted,            // the connection was lost during the operation; retry once recovered
+  recovery_failed,        // recovery gave up: the connection is closed for good
 };
 
 const std::error_category& warren_category() noexcept;

@@ -16,6 +16,7 @@ const char* status_name(warren::publish_status s) {
     case warren::publish_status::acked: return "acked";
     case warren::publish_status::nacked: return "nacked";
     case warren::publish_status::returned: return "returned";
+    case warren::publish_status::unknown: return "unknown (the connection was lost)";
   }
   return "?";
 }

@@ -61,6 +61,8 @@ class tcp_proxy {
   // From now on bytes in either direction are read and dropped: to the
   // client the broker has gone silent, and the socket stays open.
   void freeze() { state_->frozen = true; }
+  // Relays again (what was swallowed meanwhile is lost).
+  void unfreeze() { state_->frozen = false; }
 
   std::size_t accepted() const { return state_->accepted; }
 

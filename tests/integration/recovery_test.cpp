@@ -1,0 +1,212 @@
+// Automatic recovery against the real broker: a connection cut by the
+// network (a relay that drops every socket), closed by the broker
+// (rabbitmqctl close_connection) or lost to a restart of the broker comes
+// back under the same handles, with its topology, channels and consumers.
+#include <doctest/doctest.h>
+
+#include <asio/this_coro.hpp>
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+#include "proxy.hpp"
+
+using namespace warren;
+using namespace std::chrono_literals;
+
+namespace {
+
+connect_options recovering_options(const std::string& name) {
+  connect_options o;
+  o.connection_name = name;
+  o.recovery.enabled = true;
+  o.recovery.initial_backoff = 100ms;
+  o.recovery.max_backoff = 1000ms;
+  return o;
+}
+
+// The next notice within `limit`.
+asio::awaitable<connection_notice> notice_within(connection& c, std::chrono::milliseconds limit = 15000ms) {
+  auto n = co_await with_timeout(c.next_notice(), limit);
+  co_return n;
+}
+
+// Waits until a `recovered` notice, checking the sequence lost → reconnecting... → recovered.
+asio::awaitable<void> expect_recovery(connection& c) {
+  auto lost = co_await notice_within(c);
+  CHECK(lost.type == connection_event_type::lost);
+  MESSAGE("lost: " << lost.reason);
+  for (;;) {
+    auto n = co_await notice_within(c);
+    if (n.type == connection_event_type::reconnecting) {
+      CHECK(n.attempt >= 1);
+      CHECK(n.endpoint.find("***") != std::string::npos);
+      continue;
+    }
+    INFO("notice: ", static_cast<int>(n.type), " ", n.reason);
+    REQUIRE(n.type == connection_event_type::recovered);
+    break;
+  }
+}
+
+asio::awaitable<message> next_within(consumer& c, std::chrono::milliseconds limit = 10000ms) {
+  auto m = co_await with_timeout(c.next(), limit);
+  REQUIRE(m.has_value());
+  co_return std::move(*m);
+}
+
+}  // namespace
+
+TEST_CASE("recovery: a forced close is recovered; topology, channel, consumer and tags carry on") {
+  test::run([]() -> asio::awaitable<void> {
+    const std::string name = test::unique_name("recover-forced");
+    const auto options = recovering_options(name);
+    const std::string uri = test::broker_uri();
+    auto pending = connect(uri, options);
+    auto conn = co_await std::move(pending);
+    auto ch = co_await conn.open_channel();
+    const std::string ex = test::unique_name("rx");
+    co_await ch.exchange_declare(ex, {.type = "direct", .auto_delete = true});
+    auto q = co_await ch.queue_declare("", {.exclusive = true});  // server-named
+    co_await ch.queue_bind(q.queue, ex, "k");
+    co_await ch.confirm_select();
+    auto cons = co_await ch.consume(q.queue, {.prefetch = 10});
+    const std::string tag = cons.tag();
+
+    auto before = co_await ch.publish(ex, "k", "before");
+    CHECK(before.status == publish_status::acked);
+    auto m1 = co_await next_within(cons);
+    CHECK(m1.body == "before");
+
+    const std::string pid = test::connection_pid(name);
+    REQUIRE_FALSE(pid.empty());
+    auto r = test::rabbitmqctl("close_connection '" + pid + "' 'recovery test'");
+    REQUIRE(r.status == 0);
+    co_await expect_recovery(conn);
+    CHECK(conn.is_open());
+    CHECK(ch.is_open());
+
+    // The server-named queue came back under a new name, bound and consumed.
+    const std::string renamed = conn.current_queue_name(q.queue);
+    CHECK(renamed != q.queue);
+    CHECK(renamed.rfind("amq.gen-", 0) == 0);
+    CHECK(cons.tag() == tag);
+
+    // A tag from before is stale: not sent, so the new channel stays open.
+    CHECK_FALSE(ch.ack(m1.delivery_tag));
+    CHECK(ch.stale_acks() == 1);
+
+    CHECK(ch.in_confirm_mode());
+    auto after = co_await ch.publish(ex, "k", "after");
+    CHECK(after.status == publish_status::acked);
+    auto m2 = co_await next_within(cons);
+    CHECK(m2.body == "after");
+    CHECK(m2.delivery_tag > m1.delivery_tag);
+    CHECK(ch.ack(m2.delivery_tag));
+    // Still open: a 406 for an unknown tag would have closed it.
+    auto again = co_await ch.publish(ex, "k", "again");
+    CHECK(again.status == publish_status::acked);
+    auto m3 = co_await next_within(cons);
+    CHECK(m3.body == "again");
+    CHECK(ch.ack(m3.delivery_tag));
+    co_await ch.queue_declare(renamed, {.passive = true});
+    CHECK(ch.is_open());
+    co_await conn.close();
+  });
+}
+
+TEST_CASE("recovery: a cut socket; in-flight operations are interrupted, publishes unknown or republished") {
+  test::run([]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    for (bool republish : {false, true}) {
+      test::tcp_proxy proxy(ex);
+      auto options = recovering_options(test::unique_name("recover-cut"));
+      options.recovery.republish_unconfirmed = republish;
+      auto params = proxy.params();
+      auto pending = connect(params, options);
+      auto conn = co_await std::move(pending);
+      auto ch = co_await conn.open_channel();
+      const std::string queue = test::unique_name("rq");
+      co_await ch.queue_declare(queue, {.auto_delete = false});
+      co_await ch.confirm_select();
+
+      // Nothing gets through: the publish waits for its confirm, the
+      // declare for its reply, when the socket drops.
+      proxy.freeze();
+      auto publishing = test::start(ex, ch.publish("", queue, "in flight"));
+      const std::string other = test::unique_name("rq2");
+      auto declaring = test::start(ex, ch.queue_declare(other));
+      co_await test::sleep_for(200ms);
+      proxy.unfreeze();
+      proxy.cut();
+
+      const bool declared = co_await test::wait_done(*declaring, 10s);
+      REQUIRE(declared);
+      CHECK(declaring->error.code == errc::interrupted);
+      const bool published = co_await test::wait_done(*publishing, 15s);
+      REQUIRE(published);
+      CHECK_FALSE(publishing->error);
+      co_await expect_recovery(conn);
+      // Retried, the declare works on the recovered connection.
+      co_await ch.queue_declare(other, {.auto_delete = true});
+      auto q = co_await ch.queue_declare(queue, {.passive = true});
+      MESSAGE("republish=" << republish << ": " << q.message_count << " in the queue");
+      CHECK(q.message_count == (republish ? 1u : 0u));
+      co_await ch.queue_delete(queue);
+      co_await ch.queue_delete(other);
+      co_await conn.close();
+    }
+  });
+}
+
+TEST_CASE("recovery: gives up after max_attempts, and a user close stops it") {
+  test::run([]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    test::tcp_proxy proxy(ex);
+    auto options = recovering_options(test::unique_name("recover-give-up"));
+    options.recovery.max_attempts = 2;
+    auto params = proxy.params();
+    params.connection_timeout = 300ms;
+    auto pending = connect(params, options);
+    auto conn = co_await std::move(pending);
+    auto ch = co_await conn.open_channel();
+    proxy.freeze();  // every new connection hangs in its handshake
+    proxy.cut();
+    auto lost = co_await notice_within(conn);
+    CHECK(lost.type == connection_event_type::lost);
+    int attempts = 0;
+    for (;;) {
+      auto n = co_await notice_within(conn);
+      if (n.type == connection_event_type::reconnecting) {
+        ++attempts;
+        continue;
+      }
+      CHECK(n.type == connection_event_type::gave_up);
+      CHECK(n.reason.find("within 300 ms") != std::string::npos);
+      break;
+    }
+    CHECK(attempts == 2);
+    auto e = co_await test::error_of(ch.queue_declare(""));
+    CHECK(e.code);
+    co_await conn.close();
+
+    // A close while recovering ends it: no more attempts.
+    test::tcp_proxy proxy2(ex);
+    auto options2 = recovering_options(test::unique_name("recover-close"));
+    auto params2 = proxy2.params();
+    params2.connection_timeout = 300ms;
+    auto pending2 = connect(params2, options2);
+    auto conn2 = co_await std::move(pending2);
+    proxy2.freeze();
+    proxy2.cut();
+    auto lost2 = co_await notice_within(conn2);
+    CHECK(lost2.type == connection_event_type::lost);
+    co_await test::sleep_for(500ms);
+    CHECK(conn2.recovering());
+    co_await conn2.close();
+    CHECK_FALSE(conn2.recovering());
+    const auto tried = proxy2.accepted();
+    co_await test::sleep_for(1500ms);
+    CHECK(proxy2.accepted() == tried);
+  });
+}
