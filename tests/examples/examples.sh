@@ -120,6 +120,44 @@ case "$scenario" in
     grep -qF "certificate" "$work/untrusted.err" || fail "no certificate error without the CA"
     run cleanup "$uri" >/dev/null
     ;;
+  blocking)
+    # The pika guide's SenderClient and ReceiverClient on the blocking API.
+    run blocking_receiver --cleanup >/dev/null
+    for i in $(seq 1 50); do echo "blocking line $i"; done >"$work/input"
+    run blocking_sender --file "$work/input"
+    expect blocking_sender "sent 50 persistent message(s) to exchange 'eeg' with routing key 'eeg'"
+    run blocking_receiver --count 50 >/dev/null
+    diff "$work/input" "$work/blocking_receiver.out" || fail "blocking_receiver printed other messages"
+    # Credentials and parameters given one by one; confirm mode.
+    printf 'one\ntwo\nthree\n' | run blocking_sender --confirm --host 127.0.0.1 --port 5672 \
+      --user guest --password guest --vhost /
+    expect blocking_sender "confirm mode: 3 acked, 0 nacked"
+    expect blocking_sender "unroutable mandatory publish: returned (312 NO_ROUTE)"
+    run blocking_receiver --get
+    [[ "$(cat "$work/blocking_receiver.out")" == $'one\ntwo\nthree' ]] || fail "basic_get printed other messages"
+    run blocking_sender --transaction
+    expect blocking_sender "commit:   3 published, queue 'eeg.blocking-tx' holds 3"
+    expect blocking_sender "rollback: 2 published, queue 'eeg.blocking-tx' holds 3"
+    expect blocking_sender "OK"
+    run blocking_sender --exchange-bind
+    expect blocking_sender "queue 'eeg.test1' holds 1 message(s)"
+    expect blocking_sender "queue 'eeg.test2' holds 2 message(s)"
+    expect blocking_sender "after exchange_unbind: 'eeg.test1' holds 2, 'eeg.test2' holds 2"
+    expect blocking_sender "OK"
+    printf 'x\ny\n' | run blocking_sender >/dev/null
+    run blocking_receiver --cleanup
+    expect blocking_receiver "purged 2 message(s) from queue 'eeg'"
+    expect blocking_receiver "cancelled consumer amq.ctag-"
+    expect blocking_receiver "unbound queue 'eeg' from exchange 'eeg'"
+    expect blocking_receiver "deleted queue 'eeg' with 0 message(s)"
+    expect blocking_receiver "deleted exchange 'eeg'"
+    # A wrong password: exit status 1, the broker's refusal, never the password.
+    if timeout 60 "$dir/blocking_sender" --password not-the-password </dev/null 2>"$work/refused.err"; then
+      fail "blocking_sender with a wrong password succeeded"
+    fi
+    grep -qF "ACCESS_REFUSED" "$work/refused.err" || fail "no ACCESS_REFUSED for a wrong password"
+    if grep -qF "not-the-password" "$work/refused.err"; then fail "the password was printed"; fi
+    ;;
   *)
     fail "unknown scenario $scenario"
     ;;
