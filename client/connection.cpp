@@ -130,7 +130,7 @@ bool retryable(const detail::connection_handle& h, const error_info& e) noexcept
 }  // namespace
 
 asio::awaitable<channel> connection::open_channel() {
-  co_await recovered(*handle_);
+  if (handle_->rec) co_await recovered(*handle_);
   auto& impl = *handle_->impl;
   std::uint16_t id = 0;
   co_await impl.checked_op([&impl, &id](std::uint64_t op, detail::completion done) {
@@ -210,7 +210,7 @@ namespace {
 // A synchronous request, with the whole result (basic.get's message too).
 template <class M>
 asio::awaitable<op_result> request(const detail::logical_channel& h, const M& m) {
-  co_await recovered(*h.conn);
+  if (h.conn->rec) co_await recovered(*h.conn);
   auto& impl = h.impl();
   const std::uint16_t ch = h.id;
   co_return co_await impl.checked_op([&impl, ch, &m](std::uint64_t id, detail::completion done) {
@@ -413,7 +413,7 @@ asio::awaitable<consumer> channel::consume(std::string_view queue, consume_optio
   m.exclusive = o.exclusive;
   if (o.arguments) m.arguments = *o.arguments;
   auto& h = *handle_;
-  co_await recovered(*h.conn);
+  if (h.conn->rec) co_await recovered(*h.conn);
   co_await h.impl().checked_op([&h, &m, &state](std::uint64_t id, detail::completion done) {
     h.core().consume(h.id, m, state, id, std::move(done));
   });
