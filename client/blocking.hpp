@@ -27,8 +27,9 @@
 //   - Code running on the I/O thread itself (a handler or coroutine you hand
 //     to get_executor()) must not make blocking calls: each would wait for
 //     the thread it runs on. Such a call is refused at once with
-//     std::errc::resource_deadlock_would_occur. The queries (is_open(),
-//     close_reason()...) and stop_consuming() are allowed there.
+//     std::errc::resource_deadlock_would_occur. What does not wait is
+//     allowed there: the queries (is_open(), close_reason()...), ack, nack,
+//     reject, and stop_consuming() (which then does not wait for its cancels).
 //   - Do not destroy a connection while another thread is inside one of its
 //     calls. Channels and consumers may outlive their connection: once it is
 //     closed, their calls fail with errc::connection_closed.
