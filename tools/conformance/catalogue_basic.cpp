@@ -77,7 +77,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic.qos prefetch-count, rule 01 (never more unacked than the window)",
       "2, then 1 more after an ack", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 5, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 5);
         qos(s, 2);
         consume(s, q);
         auto got = drain(s, 1, milliseconds(400));
@@ -91,15 +91,12 @@ void add_basic(std::vector<scenario>& out) {
       "basic.qos global=false: the window is the channel's, shared by its consumers",
       "2 deliveries", [](context& c) {
         raw_session& s = c.open();
-        const std::string a = filled_queue(c, s, 3, {.exclusive = true});
-        queue_declare d;
-        d.queue = c.name("q2");
-        d.exclusive = true;
-        s.call(1, d);
-        for (int i = 0; i < 3; ++i) publish(s, "", d.queue);
+        const std::string a = filled_queue(c, s, 3);
+        const std::string b = make_queue(c, s, "q2");
+        for (int i = 0; i < 3; ++i) publish(s, "", b);
         qos(s, 2);
         consume(s, a);
-        consume(s, d.queue);
+        consume(s, b);
         return std::to_string(drain(s, 1, milliseconds(500)).size()) + " deliveries";
       })
       .deviations = {{"4 deliveries",
@@ -109,22 +106,19 @@ void add_basic(std::vector<scenario>& out) {
       "basic.qos global=true: one window for every consumer on the channel (and connection)",
       "2 deliveries", [](context& c) {
         raw_session& s = c.open();
-        const std::string a = filled_queue(c, s, 3, {.exclusive = true});
-        queue_declare d;
-        d.queue = c.name("q2");
-        d.exclusive = true;
-        s.call(1, d);
-        for (int i = 0; i < 3; ++i) publish(s, "", d.queue);
+        const std::string a = filled_queue(c, s, 3);
+        const std::string b = make_queue(c, s, "q2");
+        for (int i = 0; i < 3; ++i) publish(s, "", b);
         qos(s, 2, true);
         consume(s, a);
-        consume(s, d.queue);
+        consume(s, b);
         return std::to_string(drain(s, 1, milliseconds(500)).size()) + " deliveries";
       });
   add(out, "basic.qos/ignored-with-no-ack",
       "basic.qos prefetch-count is ignored for a no-ack consumer", "3 deliveries",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 3, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 3);
         qos(s, 1);
         consume(s, q, {}, true);
         return std::to_string(drain(s, 1, milliseconds(500), 3).size()) + " deliveries";
@@ -133,21 +127,21 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.consume/consume-ok", "basic.consume-ok echoes the client's consumer tag",
       "same tag", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         const std::string tag = consume(s, q, "ctag-1");
         return tag == "ctag-1" ? std::string("same tag") : "tag '" + tag + "'";
       });
   add(out, "basic.consume/server-tag", "basic.consume consumer-tag empty: the server makes one",
       "a non-empty tag", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         return consume(s, q).empty() ? std::string("an empty tag") : std::string("a non-empty tag");
       });
   add(out, "basic.consume/duplicate-tag",
       "basic.consume consumer-tag, rule 01 (a tag in use: not-allowed)", "connection.close 530",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         consume(s, q, "same");
         basic_consume b;
         b.queue = q;
@@ -198,7 +192,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic.consume no-local (no messages published on this connection)", "not delivered",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         basic_consume b;
         b.queue = q;
         b.no_local = true;
@@ -212,7 +206,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.consume/no-wait", "basic.consume no-wait (no consume-ok; deliveries come)",
       "no reply, delivered", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 1, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 1);
         basic_consume b;
         b.queue = q;
         b.consumer_tag = "nw";
@@ -227,7 +221,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic.consume queue blank: the queue last declared on the channel", "delivered",
       [](context& c) {
         raw_session& s = c.open();
-        filled_queue(c, s, 1, {.exclusive = true});
+        filled_queue(c, s, 1);
         basic_consume b;
         b.no_ack = true;
         const std::string r = answer(s, 1, b);
@@ -238,7 +232,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.consume/order", "basic.deliver order (one queue, one consumer: FIFO)",
       "0..9 in order", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 10, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 10);
         consume(s, q, {}, true);
         std::string got;
         for (const auto& e : drain(s, 1, milliseconds(1000), 10)) got += e.body;
@@ -248,7 +242,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.cancel/cancel-ok", "basic.cancel-ok echoes the consumer tag", "same tag",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         basic_cancel b;
         b.consumer_tag = consume(s, q, "ctag");
         const auto ok = s.call(1, b);
@@ -265,14 +259,14 @@ void add_basic(std::vector<scenario>& out) {
       "basic.cancel (no more messages for the consumer; they stay queued)",
       "not delivered, 1 queued", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         basic_cancel b;
         b.consumer_tag = consume(s, q, {}, true);
         s.call(1, b);
         publish(s, "", q);
         const bool got = !drain(s, 1, milliseconds(300)).empty();
         return std::string(got ? "delivered" : "not delivered") + ", " +
-               std::to_string(depth(s, q)) + " queued";
+               std::to_string(settled_depth(s, q, 1)) + " queued";
       });
   add(out, "basic.cancel/queue-deleted",
       "basic.cancel rule 01 (the queue is gone: the cancel is still answered)", "basic.cancel-ok",
@@ -298,7 +292,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.publish/default-exchange",
       "basic.publish exchange, rule default-exchange (blank name)", "routed", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         publish(s, "", q);
         return fetch(s, q) ? std::string("routed") : std::string("not routed");
       });
@@ -330,7 +324,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.publish/mandatory-routable", "basic.publish mandatory, routed: no return",
       "no return", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         publish(s, "", q, "m", {}, true);
         return s.quiet(milliseconds(300)) ? std::string("no return") : s.next().describe();
       });
@@ -345,7 +339,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic.publish immediate, rule 01 (no consumer: basic.return 313 no-consumers)",
       "basic.return 313", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         basic_publish p;
         p.routing_key = q;
         p.immediate = true;
@@ -360,7 +354,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic content properties (all 13, reserved cluster-id left out) reach the consumer unchanged",
       "equal", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         basic_properties p;
         p.content_type = "text/plain";
         p.content_encoding = "identity";
@@ -379,12 +373,31 @@ void add_basic(std::vector<scenario>& out) {
         auto e = fetch(s, q);
         if (!e) return std::string("not routed");
         if (e->body != "payload") return std::string("body differs");
-        return e->properties == p ? std::string("equal") : std::string("properties differ");
+        const basic_properties& g = e->properties;
+        std::string differ;
+        auto check = [&](const char* name, bool same) {
+          if (!same) differ += std::string(differ.empty() ? "" : ",") + name;
+        };
+        check("content-type", g.content_type == p.content_type);
+        check("content-encoding", g.content_encoding == p.content_encoding);
+        check("headers", g.headers == p.headers);
+        check("delivery-mode", g.delivery_mode == p.delivery_mode);
+        check("priority", g.priority == p.priority);
+        check("correlation-id", g.correlation_id == p.correlation_id);
+        check("reply-to", g.reply_to == p.reply_to);
+        check("expiration", g.expiration == p.expiration);
+        check("message-id", g.message_id == p.message_id);
+        check("timestamp", g.timestamp == p.timestamp);
+        check("type", g.type == p.type);
+        check("user-id", g.user_id == p.user_id);
+        check("app-id", g.app_id == p.app_id);
+        check("cluster-id", g.cluster_id == p.cluster_id);
+        return differ.empty() ? std::string("equal") : differ + " differ";
       });
   add(out, "basic.publish/header-field-types",
       "field-table values of every type in headers survive the broker", "equal", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         field_array arr;
         arr.items = {field_value(std::int32_t{1}), field_value("two")};
         basic_properties p;
@@ -420,7 +433,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.publish/empty-body", "a content with body-size 0 and no body frame",
       "empty body delivered", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         publish(s, "", q, "");
         auto e = fetch(s, q);
         if (!e) return std::string("not routed");
@@ -429,7 +442,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.publish/multi-frame-body",
       "a 300000-octet body in several body frames is reassembled", "equal", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         std::string body(300000, 'x');
         for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
         publish(s, "", q, body);
@@ -442,7 +455,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic class rule 06 (priority 0-4 and 5-9 are two levels: 9 overtakes 0)", "priority 9 first",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         basic_properties low;
         low.priority = 0;
         basic_properties high;
@@ -462,7 +475,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic.deliver consumer-tag, delivery-tag (rule non-zero), exchange, routing-key",
       "correct", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         bind_queue(s, q, "amq.direct", "rk");
         consume(s, q, "dtag", true);
         publish(s, "amq.direct", "rk", "m");
@@ -478,7 +491,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.deliver/tags-dense", "delivery tags count up from 1 on a channel", "1,2,3",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 3, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 3);
         consume(s, q, {}, true);
         std::string tags;
         for (const auto& e : drain(s, 1, milliseconds(1000), 3))
@@ -490,13 +503,13 @@ void add_basic(std::vector<scenario>& out) {
       [](context& c) {
         raw_session& s = c.open();
         basic_get g;
-        g.queue = make_queue(c, s, "q", {.exclusive = true});
+        g.queue = make_queue(c, s, "q");
         return answer(s, 1, g);
       });
   add(out, "basic.get/message-count", "basic.get-ok message-count (messages left)", "1",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 2, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 2);
         auto e = fetch(s, q);
         if (!e) return std::string("nothing");
         return std::to_string(e->as<basic_get_ok>()->message_count);
@@ -511,11 +524,11 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.get/no-ack", "basic.get no-ack (the message is gone at once)", "0 left",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 1, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 1);
         fetch(s, q, true);
         s.close_channel(1);
         s.open_channel(1);
-        return std::to_string(depth(s, q)) + " left";
+        return std::to_string(settled_depth(s, q, 0)) + " left";
       });
   add(out, "basic.get/unacked-returns",
       "basic.get-ok without no-ack must be acked; unacked it comes back redelivered",
@@ -528,7 +541,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.get/current-queue", "basic.get queue blank: the queue last declared",
       "basic.get-ok", [](context& c) {
         raw_session& s = c.open();
-        filled_queue(c, s, 1, {.exclusive = true});
+        filled_queue(c, s, 1);
         basic_get g;
         g.no_ack = true;
         s.send(1, g);
@@ -544,7 +557,7 @@ void add_basic(std::vector<scenario>& out) {
         ack(s, tag_of(*e));
         s.close_channel(1);
         s.open_channel(1);
-        return std::to_string(depth(s, q)) + " left";
+        return std::to_string(settled_depth(s, q, 0)) + " left";
       });
   add(out, "basic.ack/unknown-tag", "basic.ack multiple, rule exists (unknown tag)",
       "channel.close 406", [](context& c) {
@@ -555,7 +568,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.ack/twice", "basic.ack rule exists (the same message acked twice)",
       "channel.close 406", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 1, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 1);
         auto e = fetch(s, q, false);
         if (!e) return std::string("nothing");
         ack(s, tag_of(*e));
@@ -572,7 +585,7 @@ void add_basic(std::vector<scenario>& out) {
         ack(s, last, true);
         s.close_channel(1);
         s.open_channel(1);
-        return std::to_string(depth(s, q)) + " left";
+        return std::to_string(settled_depth(s, q, 0)) + " left";
       });
   add(out, "basic.ack/multiple-zero", "basic.ack multiple with tag 0 (all outstanding)", "0 left",
       [](context& c) {
@@ -582,14 +595,14 @@ void add_basic(std::vector<scenario>& out) {
         ack(s, 0, true);
         s.close_channel(1);
         s.open_channel(1);
-        return std::to_string(depth(s, q)) + " left";
+        return std::to_string(settled_depth(s, q, 0)) + " left";
       });
   add(out, "basic.ack/other-channel",
       "delivery-tag rule channel-local (acked on another channel)", "channel.close 406",
       [](context& c) {
         raw_session& s = c.open();
         s.open_channel(2);
-        const std::string q = filled_queue(c, s, 1, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 1);
         auto e = fetch(s, q, false);
         if (!e) return std::string("nothing");
         ack(s, tag_of(*e), false, 2);
@@ -669,7 +682,7 @@ void add_basic(std::vector<scenario>& out) {
   add(out, "basic.recover/requeue", "basic.recover requeue=true, rule 01 (redelivered flag)",
       "basic.recover-ok, redelivered=true", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 1, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 1);
         consume(s, q);
         deliver(s);
         basic_recover r;
@@ -683,7 +696,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic.recover requeue=false, rule 01 (to the original recipient, redelivered flag)",
       "basic.recover-ok, redelivered=true", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 1, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 1);
         consume(s, q);
         deliver(s);
         basic_recover r;
@@ -700,7 +713,7 @@ void add_basic(std::vector<scenario>& out) {
       "basic.recover-async (deprecated; MAY be implemented), rule 01", "redelivered=true",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = filled_queue(c, s, 1, {.exclusive = true});
+        const std::string q = filled_queue(c, s, 1);
         consume(s, q);
         deliver(s);
         basic_recover_async r;
@@ -745,7 +758,7 @@ void add_basic(std::vector<scenario>& out) {
         s.call(1, b);
         s.close_channel(1);
         s.open_channel(1);
-        return std::to_string(depth(s, q)) + " back after close";
+        return std::to_string(settled_depth(s, q, 1)) + " back after close";
       });
 }
 

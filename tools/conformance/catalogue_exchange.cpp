@@ -237,7 +237,7 @@ void add_channel_exchange(std::vector<scenario>& out) {
       "channel.close 404", [](context& c) {
         raw_session& s = c.open();
         const std::string x = make_exchange(c, s, "x", "direct", {.auto_delete = true});
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         bind_queue(s, q, x, "k");
         queue_unbind u;
         u.queue = q;
@@ -274,7 +274,7 @@ void add_channel_exchange(std::vector<scenario>& out) {
       [](context& c) {
         raw_session& s = c.open();
         const std::string x = make_exchange(c, s, "x", "direct");
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         bind_queue(s, q, x, "k");
         exchange_delete d;
         d.exchange = x;
@@ -295,7 +295,7 @@ void add_channel_exchange(std::vector<scenario>& out) {
       [](context& c) {
         raw_session& s = c.open();
         const std::string x = make_exchange(c, s, "x", "direct");
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         bind_queue(s, q, x, "k");
         exchange_delete d;
         d.exchange = x;

@@ -73,7 +73,7 @@ void add_tx_confirm(std::vector<scenario>& out) {
   add(out, "tx.commit/publish-visible-after-commit",
       "tx class: publishes take effect at tx.commit", "0 before, 1 after", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         s.call(1, tx_select{});
         publish(s, "", q);
         const auto before = depth(s, q);
@@ -84,7 +84,7 @@ void add_tx_confirm(std::vector<scenario>& out) {
   add(out, "tx.rollback/publish-discarded", "tx.rollback abandons the transaction's publishes",
       "0 after rollback", [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         s.call(1, tx_select{});
         publish(s, "", q);
         s.call(1, tx_rollback{});
@@ -122,7 +122,7 @@ void add_tx_confirm(std::vector<scenario>& out) {
         s.call(1, tx_commit{});
         s.close_channel(1);
         s.open_channel(1);
-        return std::to_string(depth(s, q)) + " left after close";
+        return std::to_string(settled_depth(s, q, 0)) + " left after close";
       });
   add(out, "tx.commit/ack-checked-at-once",
       "basic.ack rule exists (on a transacted channel the tag is checked at once, not at commit)",
@@ -144,7 +144,7 @@ void add_tx_confirm(std::vector<scenario>& out) {
       "a new transaction starts right after a commit (publish, commit, publish, commit)", "2",
       [](context& c) {
         raw_session& s = c.open();
-        const std::string q = make_queue(c, s, "q", {.exclusive = true});
+        const std::string q = make_queue(c, s, "q");
         s.call(1, tx_select{});
         publish(s, "", q);
         s.call(1, tx_commit{});
@@ -189,7 +189,7 @@ void add_tx_confirm(std::vector<scenario>& out) {
   confirm("confirm/ack-routed", "basic.ack for a routed publish (tag 1)", "all acked",
           [](context& c) {
             raw_session& s = c.open();
-            const std::string q = make_queue(c, s, "q", {.exclusive = true});
+            const std::string q = make_queue(c, s, "q");
             select_confirms(s);
             publish(s, "", q);
             return collect_confirms(s, 1);
@@ -205,7 +205,7 @@ void add_tx_confirm(std::vector<scenario>& out) {
           "confirms of 200 quick publishes: each tag once, multiple ranges exact", "all acked",
           [](context& c) {
             raw_session& s = c.open();
-            const std::string q = make_queue(c, s, "q", {.exclusive = true});
+            const std::string q = make_queue(c, s, "q");
             select_confirms(s);
             for (int i = 0; i < 200; ++i) publish(s, "", q);
             return collect_confirms(s, 200);

@@ -3,7 +3,8 @@
 //
 //   warren-conformance [--uri URI] [--only GLOB]... [--list] [--json FILE]
 //                      [--markdown FILE] [--timeout-ms N] [--jobs N]
-//                      [--verdicts FILE] [--expect FILE] [--quiet]
+//                      [--verdicts FILE] [--expect FILE] [--restart-command CMD]
+//                      [--quiet]
 //
 // Exit status: 0 when no scenario is `fail` (and, with --expect, every
 // verdict is the one listed), 1 otherwise, 2 for a usage error, 3 when the
@@ -31,7 +32,8 @@ using namespace warren::conformance;
   std::fprintf(code == 0 ? stdout : stderr,
                "usage: warren-conformance [--uri URI] [--only GLOB]... [--list] [--json FILE]\n"
                "                          [--markdown FILE] [--timeout-ms N] [--jobs N]\n"
-               "                          [--verdicts FILE] [--expect FILE] [--quiet]\n"
+               "                          [--verdicts FILE] [--expect FILE]\n"
+               "                          [--restart-command CMD] [--quiet]\n"
                "\n"
                "  --uri URI        the broker (default $AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)\n"
                "  --only GLOB      run the scenarios whose id matches ('*', '?'); repeatable\n"
@@ -42,6 +44,9 @@ using namespace warren::conformance;
                "  --jobs N         scenarios run at once (default 4)\n"
                "  --verdicts FILE  write one 'id verdict' line per scenario\n"
                "  --expect FILE    fail unless every verdict is the one FILE lists\n"
+               "  --restart-command CMD\n"
+               "                   run CMD (by the shell) when the broker stops answering;\n"
+               "                   the scenarios that overlapped the outage run again\n"
                "  --quiet          print only the totals and problems\n"
                "\n"
                "Exit status: 0 when no scenario fails, 1 otherwise, 2 usage, 3 no broker.\n");
@@ -75,7 +80,7 @@ int main(int argc, char** argv) {
   if (const char* env = std::getenv("AMQP_URL"); env != nullptr && *env != '\0') uri = env;
   if (uri.empty()) uri = "amqp://guest:guest@127.0.0.1:5672/";
   std::vector<std::string> only;
-  std::string json_path, md_path, verdicts_path, expect_path;
+  std::string json_path, md_path, verdicts_path, expect_path, restart_command;
   bool list = false, quiet = false;
   long timeout_ms = 2000, jobs = 4;
   for (int i = 1; i < argc; ++i) {
@@ -113,6 +118,8 @@ int main(int argc, char** argv) {
       verdicts_path = value();
     else if (a == "--expect")
       expect_path = value();
+    else if (a == "--restart-command")
+      restart_command = value();
     else if (a == "--quiet")
       quiet = true;
     else if (a == "-h" || a == "--help")
@@ -156,6 +163,7 @@ int main(int argc, char** argv) {
   cfg.reply_timeout = milliseconds(timeout_ms);
   cfg.scenario_budget = std::max(milliseconds(20000), cfg.reply_timeout * 10);
   cfg.run_id = make_run_id();
+  cfg.restart_command = restart_command;
 
   run_report report;
   report.uri = warren::to_uri(cfg.params, true);

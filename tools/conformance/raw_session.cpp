@@ -400,6 +400,13 @@ event raw_session::next(std::optional<milliseconds> wait) {
 }
 
 event raw_session::pull_sync() {
+  // quiet() may have set aside an answer that came when none was expected.
+  for (auto it = aside_.begin(); it != aside_.end(); ++it) {
+    if (it->what == event::kind::method && is_async_method(it->key)) continue;
+    event e = std::move(*it);
+    aside_.erase(it);
+    return e;
+  }
   const auto stop = until(std::nullopt);
   for (;;) {
     event e = next_raw(std::chrono::duration_cast<milliseconds>(stop - clock::now()));

@@ -152,6 +152,8 @@ class raw_session {
   const connection_params& params() const noexcept { return params_; }
   milliseconds reply_timeout() const noexcept { return reply_timeout_; }
   void set_frame_max(std::uint32_t f) noexcept;
+  // Moves the deadline every wait is capped by (a session kept across scenarios).
+  void set_deadline(clock::time_point d) noexcept { deadline_ = d; }
 
  private:
   void connect_tcp();

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <condition_variable>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -86,10 +89,14 @@ result run_one(const scenario& s, const run_config& cfg, const broker_info& brok
 
 bool broker_alive(const run_config& cfg) {
   try {
-    raw_session s(cfg.params, cfg.reply_timeout, clock::now() + cfg.reply_timeout);
-    s.open({.handshake = false});
-    s.send_raw(protocol_header.data(), protocol_header.size());
-    return s.next_raw().as<connection_start>() != nullptr;
+    raw_session s(cfg.params, cfg.reply_timeout, clock::now() + cfg.reply_timeout * 2);
+    s.open({});
+    queue_declare d;
+    d.queue = "wc." + cfg.run_id + ".health";
+    d.exclusive = true;
+    s.call(1, d);
+    s.close();
+    return true;
   } catch (const step_failed&) {
     return false;
   }
@@ -97,8 +104,56 @@ bool broker_alive(const run_config& cfg) {
 
 namespace {
 
+// The check after each scenario, on one connection kept open between
+// checks (a round trip, not a login, each time); a fresh connection only
+// when that one has gone.
+class health_monitor {
+ public:
+  explicit health_monitor(const run_config& cfg) : cfg_(cfg) {}
+
+  bool check() {
+    std::lock_guard<std::mutex> lock(m_);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      try {
+        if (!s_ || !s_->connected()) {
+          s_ = std::make_unique<raw_session>(cfg_.params, cfg_.reply_timeout,
+                                             clock::now() + cfg_.reply_timeout * 2);
+          s_->open({});
+        }
+        s_->set_deadline(clock::now() + cfg_.reply_timeout);
+        queue_declare d;
+        d.queue = "wc." + cfg_.run_id + ".health";
+        d.exclusive = true;
+        s_->call(1, d);
+        return true;
+      } catch (const step_failed&) {
+        s_.reset();
+      }
+    }
+    return false;
+  }
+
+  ~health_monitor() {
+    if (s_) s_->close();
+  }
+
+ private:
+  const run_config& cfg_;
+  std::mutex m_;
+  std::unique_ptr<raw_session> s_;
+};
+
+}  // namespace
+
+namespace {
+
 // Polls until the broker answers again or the wait is over.
 bool wait_for_broker(const run_config& cfg) {
+  if (!cfg.restart_command.empty()) {
+    std::fflush(nullptr);
+    if (std::system(cfg.restart_command.c_str()) != 0)
+      std::fprintf(stderr, "warren-conformance: the restart command failed\n");
+  }
   const auto stop = clock::now() + cfg.recover_wait;
   for (;;) {
     if (broker_alive(cfg)) return true;
@@ -120,6 +175,7 @@ std::vector<result> run_all(const std::vector<const scenario*>& list, const run_
   std::size_t epoch = 0;  // outages seen so far
   bool down = false;      // an outage is being waited out
   bool gone = false;      // the broker did not come back
+  health_monitor health(cfg);
 
   auto worker = [&] {
     for (;;) {
@@ -133,7 +189,7 @@ std::vector<result> run_all(const std::vector<const scenario*>& list, const run_
       const std::size_t i = next.fetch_add(1);
       if (i >= list.size()) return;
       results[i] = run_one(*list[i], cfg, broker, i);
-      const bool alive = broker_alive(cfg);
+      const bool alive = health.check();
       std::unique_lock<std::mutex> lock(m);
       if (!alive && !down) {
         // The first to notice waits the outage out; the others hold back.
@@ -164,8 +220,8 @@ std::vector<result> run_all(const std::vector<const scenario*>& list, const run_
       results[i].outcome = verdict::fail;
     } else {
       results[i] = run_one(*list[i], cfg, broker, i);
-      if (!broker_alive(cfg)) {
-        results[i].observed += "; the broker died";
+      if (!health.check()) {
+        results[i].observed += "; the broker stopped answering";
         results[i].outcome = verdict::fail;
         results[i].reason.clear();
         gone = !wait_for_broker(cfg);

@@ -41,19 +41,20 @@ result judge(const scenario& s, std::string observed);
 result run_one(const scenario& s, const run_config& cfg, const broker_info& broker,
                std::size_t index);
 
-// Whether the broker still answers a protocol header with connection.start.
+// Whether the broker still works: a login, a channel and a queue.declare,
+// each answered within the reply timeout.
 bool broker_alive(const run_config& cfg);
 
 // Runs `list` on `jobs` threads; results come back in catalogue order.
 // `done` (when set) is called, under a lock, as each one finishes.
 //
-// A broker that dies during the run (a crash, or an operator restarting it)
-// must not make the verdicts depend on which scenarios happened to be running
-// then. After each scenario the runner checks that the broker still answers;
-// when it does not, the runner waits up to cfg.recover_wait for it to come
-// back (a supervisor restarting it), and every scenario that overlapped the
-// outage is run again afterwards, one at a time, so the one that kills the
-// broker is named: its observation gets "; the broker died" and it fails.
+// A broker that dies or hangs during the run must not make the verdicts
+// depend on which scenarios happened to be running then. After each scenario
+// the runner checks that the broker still works; when it does not, it runs
+// cfg.restart_command (if any) and waits up to cfg.recover_wait for the
+// broker to work again. Every scenario that overlapped the outage is run
+// again afterwards, one at a time, so the one that breaks the broker is
+// named: its observation gets "; the broker stopped answering" and it fails.
 std::vector<result> run_all(const std::vector<const scenario*>& list, const run_config& cfg,
                             const broker_info& broker, unsigned jobs,
                             const std::function<void(const result&)>& done = {});

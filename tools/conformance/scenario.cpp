@@ -62,22 +62,21 @@ void context::finish() {
   // still leaves nothing behind.
   raw_session j(cfg_.params, cfg_.reply_timeout, clock::now() + milliseconds(10000));
   try {
-    j.open({});
+    j.open({.open_channel = false});
   } catch (const step_failed&) {
     return;
   }
-  std::uint16_t ch = 1;
-  // A broker that closes the channel on a delete (of a queue already gone,
-  // say) gets the next one on a fresh channel.
-  auto attempt = [&](const auto& method) {
+  // Deletes without waiting for replies, each on a channel of its own: a
+  // broker that refuses one (a queue already gone) closes only that channel,
+  // and one that never answers a delete costs no time. The connection's close
+  // handshake at the end lets them all be processed first.
+  std::uint16_t ch = 0;
+  auto drop = [&](const auto& method) {
     try {
+      ++ch;
+      j.send(ch, channel_open{});
       j.send(ch, method);
-      event e = j.pull_sync();
-      if (e.is_channel_close()) {
-        ++ch;
-        j.open_channel(ch);
-      }
-      return e.what == event::kind::method;
+      return true;
     } catch (const step_failed&) {
       return false;
     }
@@ -85,12 +84,14 @@ void context::finish() {
   for (const auto& q : queues_) {
     queue_delete d;
     d.queue = q;
-    if (!attempt(d)) break;
+    d.no_wait = true;
+    if (!drop(d)) break;
   }
   for (const auto& x : exchanges_) {
     exchange_delete d;
     d.exchange = x;
-    if (!attempt(d)) break;
+    d.no_wait = true;
+    if (!drop(d)) break;
   }
   j.close();
 }

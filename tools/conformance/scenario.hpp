@@ -56,7 +56,10 @@ struct run_config {
   milliseconds reply_timeout{2000};
   milliseconds scenario_budget{20000};
   std::string run_id;  // part of every name a scenario creates
-  milliseconds recover_wait{30000};  // how long to wait for a broker that died
+  milliseconds recover_wait{30000};  // how long to wait for a broker that stopped answering
+  // Run (by the shell) when the broker stops answering, to start it again;
+  // empty: only wait for it to come back.
+  std::string restart_command;
 };
 
 class context {
