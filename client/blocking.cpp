@@ -16,6 +16,7 @@
 #include <utility>
 #include <variant>
 
+#include "warren/client/rpc.hpp"
 #include "warren/client/timeout.hpp"
 #include "warren/client/unique_function.hpp"
 
@@ -407,6 +408,18 @@ struct consumer_handle {
   }
 };
 
+struct rpc_holder {
+  std::shared_ptr<io_state> io;
+  warren::rpc_client rpc;  // the I/O thread's own
+  rpc_holder() = default;
+  rpc_holder(const rpc_holder&) = delete;
+  rpc_holder& operator=(const rpc_holder&) = delete;
+  ~rpc_holder() {
+    if (!io) return;
+    io->release([r = std::move(rpc)](bool) mutable { warren::rpc_client gone(std::move(r)); });
+  }
+};
+
 namespace {
 
 asio::awaitable<void> close_quietly(warren::channel ch) {
@@ -720,6 +733,16 @@ asio::awaitable<std::shared_ptr<channel_state>> open_channel_on(std::shared_ptr<
   co_return st;
 }
 
+asio::awaitable<std::shared_ptr<rpc_holder>> open_rpc_on(std::shared_ptr<io_state> s) {
+  if (!s->conn) throw warren::error(connection_gone());
+  auto op = warren::rpc_client::open(s->conn);
+  warren::rpc_client rpc = co_await std::move(op);
+  auto h = std::make_shared<rpc_holder>();
+  h->rpc = std::move(rpc);
+  h->io = s;
+  co_return h;
+}
+
 asio::awaitable<std::shared_ptr<consumer_handle>> consume_on(std::shared_ptr<channel_state> st,
                                                              std::string_view queue,
                                                              consume_options o) {
@@ -870,6 +893,26 @@ channel connection::open_channel(duration timeout, std::error_code& ec) {
   auto st = deliver(std::move(failure), out, &ec);
   if (!st) return channel();
   return channel(std::make_shared<detail::channel_handle>(std::move(st)));
+}
+
+namespace {
+
+std::shared_ptr<detail::rpc_holder> open_rpc_impl(const std::shared_ptr<detail::io_state>& s,
+                                                  duration timeout, std::error_code* ec) {
+  std::optional<std::shared_ptr<detail::rpc_holder>> out;
+  if (!s) return deliver(detail::connection_gone(), out, ec);
+  error_info failure = s->call<std::shared_ptr<detail::rpc_holder>>(
+      [s] { return detail::open_rpc_on(s); }, timeout, out);
+  return deliver(std::move(failure), out, ec);
+}
+
+}  // namespace
+
+rpc_client connection::open_rpc_client(duration timeout) {
+  return rpc_client(open_rpc_impl(state_, timeout, nullptr));
+}
+rpc_client connection::open_rpc_client(duration timeout, std::error_code& ec) {
+  return rpc_client(open_rpc_impl(state_, timeout, &ec));
 }
 
 void connection::close(std::uint16_t code, std::string_view text, duration timeout) {
@@ -1505,6 +1548,73 @@ void channel::tx_rollback(duration timeout) {
 }
 void channel::tx_rollback(duration timeout, std::error_code& ec) {
   on_channel<void>(handle_, timeout, &ec, [](warren::channel& c) { return c.tx_rollback(); });
+}
+
+// ---- rpc_client ----------------------------------------------------------------
+
+namespace {
+
+message rpc_call(const std::shared_ptr<detail::rpc_holder>& h, std::string_view exchange,
+                 std::string_view routing_key, std::string_view body,
+                 const basic_properties& properties, duration timeout, std::error_code* ec) {
+  std::optional<message> out;
+  if (!h) return deliver(detail::make_error(errc::channel_closed, "no RPC client"), out, ec);
+  detail::rpc_holder* raw = h.get();
+  // The RPC client keeps the deadline itself: a reply that comes after it is
+  // dropped when it comes.
+  error_info failure = h->io->call<message>(
+      [=, &properties] { return raw->rpc.call(exchange, routing_key, body, properties, timeout); },
+      duration::zero(), out);
+  return deliver(std::move(failure), out, ec);
+}
+
+const basic_properties no_properties;
+
+}  // namespace
+
+message rpc_client::call(std::string_view exchange, std::string_view routing_key,
+                         std::string_view body, duration timeout) {
+  return rpc_call(handle_, exchange, routing_key, body, no_properties, timeout, nullptr);
+}
+message rpc_client::call(std::string_view exchange, std::string_view routing_key,
+                         std::string_view body, duration timeout, std::error_code& ec) {
+  return rpc_call(handle_, exchange, routing_key, body, no_properties, timeout, &ec);
+}
+message rpc_client::call(std::string_view exchange, std::string_view routing_key,
+                         std::string_view body, const basic_properties& properties,
+                         duration timeout) {
+  return rpc_call(handle_, exchange, routing_key, body, properties, timeout, nullptr);
+}
+message rpc_client::call(std::string_view exchange, std::string_view routing_key,
+                         std::string_view body, const basic_properties& properties,
+                         duration timeout, std::error_code& ec) {
+  return rpc_call(handle_, exchange, routing_key, body, properties, timeout, &ec);
+}
+
+namespace {
+
+void rpc_close(const std::shared_ptr<detail::rpc_holder>& h, duration timeout,
+               std::error_code* ec) {
+  std::optional<std::monostate> out;
+  if (!h) {
+    out.emplace();
+    deliver(error_info{}, out, ec);
+    return;
+  }
+  detail::rpc_holder* raw = h.get();
+  error_info failure = h->io->call<void>([raw] { return raw->rpc.close(); }, timeout, out);
+  deliver(std::move(failure), out, ec);
+}
+
+}  // namespace
+
+void rpc_client::close(duration timeout) { rpc_close(handle_, timeout, nullptr); }
+void rpc_client::close(duration timeout, std::error_code& ec) { rpc_close(handle_, timeout, &ec); }
+
+std::uint64_t rpc_client::late_replies() const {
+  if (!handle_) return 0;
+  auto* raw = handle_.get();
+  return raw->io->query([raw] { return raw->rpc.late_replies(); });
 }
 
 }  // namespace warren::blocking

@@ -81,6 +81,7 @@ using duration = std::chrono::steady_clock::duration;
 class connection;
 class channel;
 class consumer;
+class rpc_client;
 
 // Why start_consuming() returned.
 enum class consuming_end : std::uint8_t {
@@ -94,6 +95,7 @@ struct io_state;
 struct channel_state;
 struct channel_handle;
 struct consumer_handle;
+struct rpc_holder;
 connection connect_uri(std::string_view uri, const connect_options& options, duration timeout,
                        std::error_code* ec);
 consuming_end consume_loop(channel& self, duration time_limit, std::error_code* ec);
@@ -107,12 +109,15 @@ using consume_callback = std::function<void(channel&, const message&)>;
 // connection's I/O thread. `timeout` bounds the whole attempt, every
 // endpoint included; connection_params::connection_timeout still bounds each.
 // The error_code forms return an empty connection on failure.
+// clang-format off
 template <class S>
-requires std::is_convertible_v<const S&, std::string_view> connection
-connect(const S& uri, const connect_options& options = {}, duration timeout = {});
+  requires std::is_convertible_v<const S&, std::string_view>
+connection connect(const S& uri, const connect_options& options = {}, duration timeout = {});
 template <class S>
-requires std::is_convertible_v<const S&, std::string_view> connection
-connect(const S& uri, const connect_options& options, duration timeout, std::error_code& ec);
+  requires std::is_convertible_v<const S&, std::string_view>
+connection connect(const S& uri, const connect_options& options, duration timeout,
+                   std::error_code& ec);
+// clang-format on
 connection connect(const connection_params& params, const connect_options& options = {},
                    duration timeout = {});
 connection connect(const connection_params& params, const connect_options& options,
@@ -147,6 +152,10 @@ class connection {
 
   channel open_channel(duration timeout = {});
   channel open_channel(duration timeout, std::error_code& ec);
+  // A client for request/reply over direct reply-to (see rpc_client below),
+  // on a channel of its own.
+  rpc_client open_rpc_client(duration timeout = {});
+  rpc_client open_rpc_client(duration timeout, std::error_code& ec);
 
   // connection.close, waiting for close-ok; then the I/O thread is stopped
   // and joined. Calls still waiting fail with errc::connection_closed.
@@ -386,16 +395,52 @@ class channel {
   std::shared_ptr<detail::channel_handle> handle_;
 };
 
+// Request/reply over RabbitMQ's direct reply-to (warren::rpc_client in
+// rpc.hpp): call() publishes the request with reply_to
+// "amq.rabbitmq.reply-to" and a fresh correlation_id and waits for the reply
+// that carries it. Calls from several threads may wait at once. A shared
+// handle: its channel closes when the last copy goes.
+class rpc_client {
+ public:
+  rpc_client() = default;
+
+  // errc::timeout when no reply comes within `timeout` (zero: no limit); a
+  // reply that comes later is dropped and counted by late_replies().
+  message call(std::string_view exchange, std::string_view routing_key, std::string_view body,
+               duration timeout);
+  message call(std::string_view exchange, std::string_view routing_key, std::string_view body,
+               duration timeout, std::error_code& ec);
+  // `properties` are sent as given but for correlation_id and reply_to.
+  message call(std::string_view exchange, std::string_view routing_key, std::string_view body,
+               const basic_properties& properties, duration timeout);
+  message call(std::string_view exchange, std::string_view routing_key, std::string_view body,
+               const basic_properties& properties, duration timeout, std::error_code& ec);
+  // Closes the client's channel; waiting calls fail with channel_closed.
+  void close(duration timeout = {});
+  void close(duration timeout, std::error_code& ec);
+  std::uint64_t late_replies() const;
+
+  explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
+
+ private:
+  friend class connection;
+  explicit rpc_client(std::shared_ptr<detail::rpc_holder> h) : handle_(std::move(h)) {}
+  std::shared_ptr<detail::rpc_holder> handle_;
+};
+
+// clang-format off
 template <class S>
-requires std::is_convertible_v<const S&, std::string_view> connection
-connect(const S& uri, const connect_options& options, duration timeout) {
+  requires std::is_convertible_v<const S&, std::string_view>
+connection connect(const S& uri, const connect_options& options, duration timeout) {
   return detail::connect_uri(std::string_view(uri), options, timeout, nullptr);
 }
 
 template <class S>
-requires std::is_convertible_v<const S&, std::string_view> connection
-connect(const S& uri, const connect_options& options, duration timeout, std::error_code& ec) {
+  requires std::is_convertible_v<const S&, std::string_view>
+connection connect(const S& uri, const connect_options& options, duration timeout,
+                   std::error_code& ec) {
   return detail::connect_uri(std::string_view(uri), options, timeout, &ec);
 }
+// clang-format on
 
 }  // namespace warren::blocking

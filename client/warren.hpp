@@ -3,6 +3,7 @@
 
 #include "warren/client/blocking.hpp"
 #include "warren/client/connection.hpp"
+#include "warren/client/rpc.hpp"
 #include "warren/client/timeout.hpp"
 #include "warren/client/types.hpp"
 #include "warren/client/uri.hpp"
