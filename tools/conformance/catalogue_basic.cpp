@@ -34,6 +34,15 @@ std::string filled_queue(context& c, raw_session& s, int n, const queue_options&
 
 std::string flag(bool b) { return b ? "true" : "false"; }
 
+bool same_entries(const field_table& a, const field_table& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& e : a.entries) {
+    const field_value* other = b.find(e.name);
+    if (other == nullptr || !(*other == e.value)) return false;
+  }
+  return true;
+}
+
 // Re-reads the first message after `undo` ran on a fetched, unacked one.
 template <class Undo>
 std::string refetch_after(context& c, Undo undo) {
@@ -57,7 +66,8 @@ void add_basic(std::vector<scenario>& out) {
     return answer(s, 1, q);
   });
   add(out, "basic.qos/prefetch-size", "basic.qos prefetch-size (a window in octets)",
-      "basic.qos-ok", [](context& c) {
+      "basic.qos-ok",
+      [](context& c) {
         raw_session& s = c.open();
         basic_qos q;
         q.prefetch_size = 65536;
@@ -89,7 +99,8 @@ void add_basic(std::vector<scenario>& out) {
       });
   add(out, "basic.qos/channel-wide",
       "basic.qos global=false: the window is the channel's, shared by its consumers",
-      "2 deliveries", [](context& c) {
+      "2 deliveries",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string a = filled_queue(c, s, 3);
         const std::string b = make_queue(c, s, "q2");
@@ -115,8 +126,7 @@ void add_basic(std::vector<scenario>& out) {
         return std::to_string(drain(s, 1, milliseconds(500)).size()) + " deliveries";
       });
   add(out, "basic.qos/ignored-with-no-ack",
-      "basic.qos prefetch-count is ignored for a no-ack consumer", "3 deliveries",
-      [](context& c) {
+      "basic.qos prefetch-count is ignored for a no-ack consumer", "3 deliveries", [](context& c) {
         raw_session& s = c.open();
         const std::string q = filled_queue(c, s, 3);
         qos(s, 1);
@@ -227,7 +237,7 @@ void add_basic(std::vector<scenario>& out) {
         const std::string r = answer(s, 1, b);
         if (r != "basic.consume-ok") return r;
         return drain(s, 1, milliseconds(500), 1).size() == 1 ? std::string("delivered")
-                                                              : std::string("not delivered");
+                                                             : std::string("not delivered");
       });
   add(out, "basic.consume/order", "basic.deliver order (one queue, one consumer: FIFO)",
       "0..9 in order", [](context& c) {
@@ -246,7 +256,8 @@ void add_basic(std::vector<scenario>& out) {
         basic_cancel b;
         b.consumer_tag = consume(s, q, "ctag");
         const auto ok = s.call(1, b);
-        return ok.consumer_tag == "ctag" ? std::string("same tag") : "tag '" + ok.consumer_tag + "'";
+        return ok.consumer_tag == "ctag" ? std::string("same tag")
+                                         : "tag '" + ok.consumer_tag + "'";
       });
   add(out, "basic.cancel/unknown-tag", "basic.cancel of a tag that names no consumer",
       "basic.cancel-ok", [](context& c) {
@@ -301,12 +312,12 @@ void add_basic(std::vector<scenario>& out) {
         raw_session& s = c.open();
         publish(s, "amq.direct", c.name("nobody"), "m", {}, true);
         event e = s.next_async(1, basic_return::key);
-        if (const auto* r = e.as<basic_return>()) return "basic.return " + std::to_string(r->reply_code);
+        if (const auto* r = e.as<basic_return>())
+          return "basic.return " + std::to_string(r->reply_code);
         return e.describe();
       });
   add(out, "basic.publish/mandatory-return-fields",
-      "basic.return exchange, routing-key and content echo the publish",
-      "echoed", [](context& c) {
+      "basic.return exchange, routing-key and content echo the publish", "echoed", [](context& c) {
         raw_session& s = c.open();
         const std::string key = c.name("nobody");
         basic_properties p;
@@ -337,7 +348,8 @@ void add_basic(std::vector<scenario>& out) {
       });
   add(out, "basic.publish/immediate",
       "basic.publish immediate, rule 01 (no consumer: basic.return 313 no-consumers)",
-      "basic.return 313", [](context& c) {
+      "basic.return 313",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
         basic_publish p;
@@ -345,13 +357,15 @@ void add_basic(std::vector<scenario>& out) {
         p.immediate = true;
         s.publish(1, p, {}, "m");
         event e = s.next();
-        if (const auto* r = e.as<basic_return>()) return "basic.return " + std::to_string(r->reply_code);
+        if (const auto* r = e.as<basic_return>())
+          return "basic.return " + std::to_string(r->reply_code);
         return e.describe();
       })
       .deviations = {{"connection.close 540",
                       "RabbitMQ removed the immediate flag in 3.0: it is 540 NOT_IMPLEMENTED"}};
   add(out, "basic.publish/properties-round-trip",
-      "basic content properties (all 13, reserved cluster-id left out) reach the consumer unchanged",
+      "basic content properties (all 13, reserved cluster-id left out) reach the consumer "
+      "unchanged",
       "equal", [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
@@ -380,7 +394,9 @@ void add_basic(std::vector<scenario>& out) {
         };
         check("content-type", g.content_type == p.content_type);
         check("content-encoding", g.content_encoding == p.content_encoding);
-        check("headers", g.headers == p.headers);
+        // A field table is a set of names: a broker may reorder it.
+        check("headers", g.headers.has_value() == p.headers.has_value() &&
+                             (!g.headers || same_entries(*g.headers, *p.headers)));
         check("delivery-mode", g.delivery_mode == p.delivery_mode);
         check("priority", g.priority == p.priority);
         check("correlation-id", g.correlation_id == p.correlation_id);
@@ -437,7 +453,8 @@ void add_basic(std::vector<scenario>& out) {
         publish(s, "", q, "");
         auto e = fetch(s, q);
         if (!e) return std::string("not routed");
-        return e->body.empty() ? std::string("empty body delivered") : std::string("a body appeared");
+        return e->body.empty() ? std::string("empty body delivered")
+                               : std::string("a body appeared");
       });
   add(out, "basic.publish/multi-frame-body",
       "a 300000-octet body in several body frames is reassembled", "equal", [](context& c) {
@@ -452,7 +469,8 @@ void add_basic(std::vector<scenario>& out) {
                                : "differs (" + std::to_string(e->body.size()) + " octets)";
       });
   add(out, "basic.publish/priority-levels",
-      "basic class rule 06 (priority 0-4 and 5-9 are two levels: 9 overtakes 0)", "priority 9 first",
+      "basic class rule 06 (priority 0-4 and 5-9 are two levels: 9 overtakes 0)",
+      "priority 9 first",
       [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
@@ -472,8 +490,8 @@ void add_basic(std::vector<scenario>& out) {
                       "others are FIFO"}};
 
   add(out, "basic.deliver/fields",
-      "basic.deliver consumer-tag, delivery-tag (rule non-zero), exchange, routing-key",
-      "correct", [](context& c) {
+      "basic.deliver consumer-tag, delivery-tag (rule non-zero), exchange, routing-key", "correct",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
         bind_queue(s, q, "amq.direct", "rk");
@@ -499,13 +517,12 @@ void add_basic(std::vector<scenario>& out) {
         return tags;
       });
 
-  add(out, "basic.get/get-empty", "basic.get on an empty queue", "basic.get-empty",
-      [](context& c) {
-        raw_session& s = c.open();
-        basic_get g;
-        g.queue = make_queue(c, s, "q");
-        return answer(s, 1, g);
-      });
+  add(out, "basic.get/get-empty", "basic.get on an empty queue", "basic.get-empty", [](context& c) {
+    raw_session& s = c.open();
+    basic_get g;
+    g.queue = make_queue(c, s, "q");
+    return answer(s, 1, g);
+  });
   add(out, "basic.get/message-count", "basic.get-ok message-count (messages left)", "1",
       [](context& c) {
         raw_session& s = c.open();
@@ -597,9 +614,8 @@ void add_basic(std::vector<scenario>& out) {
         s.open_channel(1);
         return std::to_string(settled_depth(s, q, 0)) + " left";
       });
-  add(out, "basic.ack/other-channel",
-      "delivery-tag rule channel-local (acked on another channel)", "channel.close 406",
-      [](context& c) {
+  add(out, "basic.ack/other-channel", "delivery-tag rule channel-local (acked on another channel)",
+      "channel.close 406", [](context& c) {
         raw_session& s = c.open();
         s.open_channel(2);
         const std::string q = filled_queue(c, s, 1);
@@ -694,7 +710,8 @@ void add_basic(std::vector<scenario>& out) {
       });
   add(out, "basic.recover/no-requeue",
       "basic.recover requeue=false, rule 01 (to the original recipient, redelivered flag)",
-      "basic.recover-ok, redelivered=true", [](context& c) {
+      "basic.recover-ok, redelivered=true",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string q = filled_queue(c, s, 1);
         consume(s, q);
@@ -706,9 +723,10 @@ void add_basic(std::vector<scenario>& out) {
         event e = deliver(s);
         return ok + ", redelivered=" + flag(redelivered(e));
       })
-      .deviations = {{"connection.close 540",
-                      "RabbitMQ implements basic.recover only with requeue=true; requeue=false is 540 "
-                      "NOT_IMPLEMENTED"}};
+      .deviations = {
+      {"connection.close 540",
+       "RabbitMQ implements basic.recover only with requeue=true; requeue=false is 540 "
+       "NOT_IMPLEMENTED"}};
   add(out, "basic.recover-async/requeue",
       "basic.recover-async (deprecated; MAY be implemented), rule 01", "redelivered=true",
       [](context& c) {

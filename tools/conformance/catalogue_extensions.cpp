@@ -73,8 +73,8 @@ void add_extensions(std::vector<scenario>& out) {
         if (fetch(s, q, true, milliseconds(0))) ignored("expiration");
         return std::string("expired");
       });
-  ext("ext.ttl/message-expiration-not-yet", "basic property expiration (not yet expired: delivered)",
-      "delivered", [](context& c) {
+  ext("ext.ttl/message-expiration-not-yet",
+      "basic property expiration (not yet expired: delivered)", "delivered", [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
         basic_properties p;
@@ -161,7 +161,8 @@ void add_extensions(std::vector<scenario>& out) {
         args.add("x-message-ttl", std::int32_t{50});
         const std::string q = ext_queue(c, s, "q", args, "x-dead-letter-exchange");
         publish(s, "", q);
-        if (!fetch(s, dead, true, milliseconds(1500))) ignored("dead-lettering of expired messages");
+        if (!fetch(s, dead, true, milliseconds(1500)))
+          ignored("dead-lettering of expired messages");
         return std::string("dead-lettered");
       });
   ext("ext.dlx/routing-key", "queue argument x-dead-letter-routing-key replaces the key",
@@ -170,7 +171,8 @@ void add_extensions(std::vector<scenario>& out) {
         const std::string dlx = make_exchange(c, s, "dlx", "direct");
         const std::string dead = make_queue(c, s, "dead");
         bind_queue(s, dead, dlx, "dead-key");
-        field_table args = table({{"x-dead-letter-exchange", dlx}, {"x-dead-letter-routing-key", "dead-key"}});
+        field_table args =
+            table({{"x-dead-letter-exchange", dlx}, {"x-dead-letter-routing-key", "dead-key"}});
         const std::string q = ext_queue(c, s, "q", args, "x-dead-letter-routing-key");
         publish(s, "", q);
         auto e = fetch(s, q, false);
@@ -268,10 +270,12 @@ void add_extensions(std::vector<scenario>& out) {
         for (const auto& e : drain(s, 1, milliseconds(500), 20))
           (e.as<basic_deliver>()->consumer_tag == "high" ? to_high : to_low)++;
         if (to_low > 0) ignored("x-priority");
-        return to_high == 20 ? std::string("all to the higher") : std::to_string(to_high) + " delivered";
+        return to_high == 20 ? std::string("all to the higher")
+                             : std::to_string(to_high) + " delivered";
       });
-  ext("ext.single-active-consumer", "queue argument x-single-active-consumer (one consumer gets all)",
-      "all to the first", [](context& c) {
+  ext("ext.single-active-consumer",
+      "queue argument x-single-active-consumer (one consumer gets all)", "all to the first",
+      [](context& c) {
         raw_session& s = c.open();
         const field_table args = table({{"x-single-active-consumer", true}});
         const std::string q = ext_queue(c, s, "q", args, "x-single-active-consumer");
@@ -287,7 +291,8 @@ void add_extensions(std::vector<scenario>& out) {
 
   ext("ext.cancel-notify/queue-deleted",
       "consumer_cancel_notify: the broker sends basic.cancel when the queue is deleted",
-      "basic.cancel", [](context& c) {
+      "basic.cancel",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
         consume(s, q, "watched");
@@ -302,7 +307,8 @@ void add_extensions(std::vector<scenario>& out) {
         return e.describe();
       })
       .capability = "consumer_cancel_notify";
-  ext("ext.alternate-exchange", "exchange argument alternate-exchange (unroutable messages go there)",
+  ext("ext.alternate-exchange",
+      "exchange argument alternate-exchange (unroutable messages go there)",
       "routed to the alternate", [](context& c) {
         raw_session& s = c.open();
         const std::string ae = make_exchange(c, s, "ae", "fanout");
@@ -315,13 +321,15 @@ void add_extensions(std::vector<scenario>& out) {
         d.arguments = args;
         c.cleanup_exchange(d.exchange);
         const std::string r = answer(s, 1, d);
-        if (r != "exchange.declare-ok") throw unsupported_feature{"alternate-exchange refused: " + r};
+        if (r != "exchange.declare-ok")
+          throw unsupported_feature{"alternate-exchange refused: " + r};
         publish(s, d.exchange, "nowhere");
         if (!fetch(s, q)) ignored("alternate-exchange");
         return std::string("routed to the alternate");
       });
-  ext("ext.direct-reply-to", "direct reply-to (amq.rabbitmq.reply-to): a reply reaches the consumer",
-      "reply delivered", [](context& c) {
+  ext("ext.direct-reply-to",
+      "direct reply-to (amq.rabbitmq.reply-to): a reply reaches the consumer", "reply delivered",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
         consume(s, "amq.rabbitmq.reply-to", "replies", true);

@@ -76,7 +76,8 @@ void add_queue(std::vector<scenario>& out) {
         c.cleanup_queue(a.queue);
         c.cleanup_queue(b.queue);
         if (a.queue.empty() || b.queue.empty()) return std::string("an empty name");
-        return a.queue != b.queue ? std::string("two distinct names") : std::string("the same name twice");
+        return a.queue != b.queue ? std::string("two distinct names")
+                                  : std::string("the same name twice");
       });
   add(out, "queue.declare/passive-existing", "queue.declare passive, rule passive (queue exists)",
       "queue.declare-ok", [](context& c) {
@@ -108,8 +109,9 @@ void add_queue(std::vector<scenario>& out) {
         return answer(s, 1, d);
       })
       .deviations = {{"queue.declare-ok", "RabbitMQ accepts any UTF-8 queue name up to 255 bytes"}};
-  add(out, "queue.declare/redeclare-equivalent", "queue.declare passive, rule equivalent (same fields)",
-      "queue.declare-ok", [](context& c) { return redeclare(c, [](queue_declare&) {}); });
+  add(out, "queue.declare/redeclare-equivalent",
+      "queue.declare passive, rule equivalent (same fields)", "queue.declare-ok",
+      [](context& c) { return redeclare(c, [](queue_declare&) {}); });
   add(out, "queue.declare/redeclare-other-durable",
       "queue.declare rule equivalent (durable differs: channel exception)", "channel.close 406",
       [](context& c) { return redeclare(c, [](queue_declare& d) { d.durable = true; }); });
@@ -127,7 +129,8 @@ void add_queue(std::vector<scenario>& out) {
   add(out, "queue.declare/redeclare-other-arguments",
       "queue.declare rule equivalent (arguments differ: x-max-length)", "channel.close 406",
       [](context& c) {
-        return redeclare(c, [](queue_declare& d) { d.arguments.add("x-max-length", std::int32_t{5}); });
+        return redeclare(
+            c, [](queue_declare& d) { d.arguments.add("x-max-length", std::int32_t{5}); });
       });
   add(out, "queue.declare/durable-and-transient", "queue.declare durable, rule types",
       "both declared", [](context& c) {
@@ -146,9 +149,8 @@ void add_queue(std::vector<scenario>& out) {
   add(out, "queue.declare/exclusive-other-connection-405",
       "queue.declare exclusive, rule exclusive (another connection declares it: resource-locked)",
       "channel.close 405", [](context& c) {
-        return from_other_connection<queue_declare>(c, [](queue_declare& d, const std::string& q) {
-          d.queue = q;
-        });
+        return from_other_connection<queue_declare>(
+            c, [](queue_declare& d, const std::string& q) { d.queue = q; });
       });
   add(out, "queue.declare/exclusive-passive-other-connection-405",
       "queue.declare exclusive, rule exclusive (passive declare from another connection)",
@@ -191,8 +193,8 @@ void add_queue(std::vector<scenario>& out) {
         publish(s, "", q);
         return routed(s, q);
       });
-  add(out, "queue.declare/message-count", "queue.declare-ok message-count after 3 publishes",
-      "3", [](context& c) {
+  add(out, "queue.declare/message-count", "queue.declare-ok message-count after 3 publishes", "3",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
         for (int i = 0; i < 3; ++i) publish(s, "", q);
@@ -201,8 +203,8 @@ void add_queue(std::vector<scenario>& out) {
         s.open_channel(1);
         return std::to_string(settled_depth(s, q, 3));
       });
-  add(out, "queue.declare/consumer-count", "queue.declare-ok consumer-count with one consumer",
-      "1", [](context& c) {
+  add(out, "queue.declare/consumer-count", "queue.declare-ok consumer-count with one consumer", "1",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
         consume(s, q);
@@ -243,8 +245,8 @@ void add_queue(std::vector<scenario>& out) {
         return answer(s, 1, passive_queue(q));
       });
   add(out, "queue.declare/auto-delete-last-consumer",
-      "queue.declare auto-delete (deleted when its last consumer is cancelled)", "channel.close 404",
-      [](context& c) {
+      "queue.declare auto-delete (deleted when its last consumer is cancelled)",
+      "channel.close 404", [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q", {.auto_delete = true});
         const std::string tag = consume(s, q);
@@ -307,7 +309,8 @@ void add_queue(std::vector<scenario>& out) {
       });
   add(out, "queue.bind/default-exchange",
       "queue.bind exchange, rule default-exchange (a blank name means the default exchange)",
-      "queue.bind-ok", [](context& c) {
+      "queue.bind-ok",
+      [](context& c) {
         raw_session& s = c.open();
         queue_bind b;
         b.queue = make_queue(c, s, "q");
@@ -389,7 +392,8 @@ void add_queue(std::vector<scenario>& out) {
         return r + ", " + routed(s, q, milliseconds(200));
       });
   add(out, "queue.unbind/missing-queue-404", "queue.unbind queue, rule must-exist (not-found)",
-      "channel.close 404", [](context& c) {
+      "channel.close 404",
+      [](context& c) {
         raw_session& s = c.open();
         queue_unbind u;
         u.queue = c.name("missing");
@@ -398,16 +402,18 @@ void add_queue(std::vector<scenario>& out) {
       })
       .deviations = {{"queue.unbind-ok",
                       "RabbitMQ unbinds idempotently: an unbind naming a missing queue succeeds"}};
-  add(out, "queue.unbind/missing-exchange-404", "queue.unbind exchange, rule must-exist (not-found)",
-      "channel.close 404", [](context& c) {
+  add(out, "queue.unbind/missing-exchange-404",
+      "queue.unbind exchange, rule must-exist (not-found)", "channel.close 404",
+      [](context& c) {
         raw_session& s = c.open();
         queue_unbind u;
         u.queue = make_queue(c, s, "q");
         u.exchange = c.name("missing");
         return answer(s, 1, u);
       })
-      .deviations = {{"queue.unbind-ok",
-                      "RabbitMQ unbinds idempotently: an unbind naming a missing exchange succeeds"}};
+      .deviations = {
+      {"queue.unbind-ok",
+       "RabbitMQ unbinds idempotently: an unbind naming a missing exchange succeeds"}};
   add(out, "queue.unbind/missing-binding", "queue.unbind of a binding that does not exist",
       "queue.unbind-ok|channel.close 404", [](context& c) {
         raw_session& s = c.open();
@@ -456,11 +462,10 @@ void add_queue(std::vector<scenario>& out) {
                " back after close";
       });
   add(out, "queue.purge/exclusive-other-connection-405",
-      "queue.declare exclusive, rule exclusive (purge from another connection)", "channel.close 405",
-      [](context& c) {
-        return from_other_connection<queue_purge>(c, [](queue_purge& p, const std::string& q) {
-          p.queue = q;
-        });
+      "queue.declare exclusive, rule exclusive (purge from another connection)",
+      "channel.close 405", [](context& c) {
+        return from_other_connection<queue_purge>(
+            c, [](queue_purge& p, const std::string& q) { p.queue = q; });
       });
   add(out, "queue.delete/delete-ok-count", "queue.delete-ok message-count", "2, then 404",
       [](context& c) {
@@ -475,7 +480,8 @@ void add_queue(std::vector<scenario>& out) {
                (answer(s, 1, passive_queue(q)) == "channel.close 404" ? "404" : "still there");
       });
   add(out, "queue.delete/missing-404", "queue.delete queue, rule must-exist (not-found)",
-      "channel.close 404", [](context& c) {
+      "channel.close 404",
+      [](context& c) {
         raw_session& s = c.open();
         queue_delete d;
         d.queue = c.name("missing");
@@ -523,11 +529,10 @@ void add_queue(std::vector<scenario>& out) {
         return answer(s, 1, d);
       });
   add(out, "queue.delete/exclusive-other-connection-405",
-      "queue.declare exclusive, rule exclusive (delete from another connection)", "channel.close 405",
-      [](context& c) {
-        return from_other_connection<queue_delete>(c, [](queue_delete& d, const std::string& q) {
-          d.queue = q;
-        });
+      "queue.declare exclusive, rule exclusive (delete from another connection)",
+      "channel.close 405", [](context& c) {
+        return from_other_connection<queue_delete>(
+            c, [](queue_delete& d, const std::string& q) { d.queue = q; });
       });
   add(out, "queue.delete/current-queue",
       "queue.delete queue, rule queue-known (blank name: the queue last declared)",

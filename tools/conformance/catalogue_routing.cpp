@@ -51,8 +51,8 @@ basic_properties with_headers(field_table h) {
 }
 
 std::string headers_route(context& c, field_table binding, field_table message) {
-  return route(c, "headers", {{"", std::move(binding)}}, "ignored", with_headers(std::move(message))) ==
-                 "1"
+  return route(c, "headers", {{"", std::move(binding)}}, "ignored",
+               with_headers(std::move(message))) == "1"
              ? "routed"
              : "not routed";
 }
@@ -63,8 +63,7 @@ std::string chain(context& c, std::vector<std::string> types, std::vector<bool> 
   raw_session& s = c.open();
   std::vector<std::string> xs;
   for (std::size_t i = 0; i < types.size(); ++i)
-    xs.push_back(make_exchange(c, s, "x" + std::to_string(i), types[i],
-                               {.internal = internal[i]}));
+    xs.push_back(make_exchange(c, s, "x" + std::to_string(i), types[i], {.internal = internal[i]}));
   for (std::size_t i = 0; i + 1 < xs.size(); ++i) {
     exchange_bind b;
     b.source = xs[i];
@@ -107,9 +106,13 @@ void add_routing(std::vector<scenario>& out) {
         return route(c, "direct", {{"", {}}}, "") == "1" ? "routed" : "not routed";
       });
   add(out, "route.direct/two-queues", "direct exchange: every queue bound with the key gets a copy",
-      "1,2", [](context& c) { return route(c, "direct", {{"k", {}}, {"k", {}}, {"j", {}}}, "k"); });
+      "1,2", [](context& c) {
+        return route(c, "direct", {{"k", {}}, {"k", {}}, {"j", {}}}, "k");
+      });
   add(out, "route.fanout/ignores-key", "fanout exchange: every bound queue, whatever the keys",
-      "1,2", [](context& c) { return route(c, "fanout", {{"a", {}}, {"b", {}}}, "zzz"); });
+      "1,2", [](context& c) {
+        return route(c, "fanout", {{"a", {}}, {"b", {}}}, "zzz");
+      });
   add(out, "route.fanout/no-bindings", "fanout exchange with no queues: dropped", "nothing",
       [](context& c) {
         raw_session& s = c.open();
@@ -169,8 +172,8 @@ void add_routing(std::vector<scenario>& out) {
         });
   }
 
-  add(out, "route.headers/all-match", "headers exchange x-match all: every pair present",
-      "routed", [](context& c) {
+  add(out, "route.headers/all-match", "headers exchange x-match all: every pair present", "routed",
+      [](context& c) {
         return headers_route(c, table({{"x-match", "all"}, {"a", "1"}, {"b", "2"}}),
                              table({{"a", "1"}, {"b", "2"}, {"c", "3"}}));
       });
@@ -189,8 +192,8 @@ void add_routing(std::vector<scenario>& out) {
         return headers_route(c, table({{"x-match", "any"}, {"a", "1"}, {"b", "2"}}),
                              table({{"b", "2"}}));
       });
-  add(out, "route.headers/any-none", "headers exchange x-match any: no pair matches",
-      "not routed", [](context& c) {
+  add(out, "route.headers/any-none", "headers exchange x-match any: no pair matches", "not routed",
+      [](context& c) {
         return headers_route(c, table({{"x-match", "any"}, {"a", "1"}, {"b", "2"}}),
                              table({{"a", "2"}, {"c", "1"}}));
       });
@@ -210,8 +213,8 @@ void add_routing(std::vector<scenario>& out) {
                    ? "routed"
                    : "not routed";
       });
-  add(out, "route.headers/ignores-key", "headers exchange: the routing key plays no part",
-      "routed", [](context& c) {
+  add(out, "route.headers/ignores-key", "headers exchange: the routing key plays no part", "routed",
+      [](context& c) {
         return route(c, "headers", {{"some-key", table({{"x-match", "all"}, {"a", "1"}})}},
                      "other-key", with_headers(table({{"a", "1"}}))) == "1"
                    ? "routed"
@@ -230,7 +233,7 @@ void add_routing(std::vector<scenario>& out) {
             props.headers = table({{"id", key}});
           }
           return route(c, type, {{key, args}}, key, props, "amq." + type) == "1" ? "routed"
-                                                                                  : "not routed";
+                                                                                 : "not routed";
         });
   }
 
@@ -240,14 +243,20 @@ void add_routing(std::vector<scenario>& out) {
     sc.capability = "exchange_exchange_bindings";
     sc.extension = true;
   };
-  e2e("route.e2e/two-hops", "exchange.bind: direct -> fanout -> queue", "routed",
-      [](context& c) { return chain(c, {"direct", "fanout"}, {false, false}); });
+  e2e("route.e2e/two-hops", "exchange.bind: direct -> fanout -> queue", "routed", [](context& c) {
+    return chain(c, {"direct", "fanout"}, {false, false});
+  });
   e2e("route.e2e/three-hops", "exchange.bind: topic -> direct -> fanout -> queue", "routed",
-      [](context& c) { return chain(c, {"topic", "direct", "fanout"}, {false, false, false}); });
+      [](context& c) {
+        return chain(c, {"topic", "direct", "fanout"}, {false, false, false});
+      });
   e2e("route.e2e/through-internal", "exchange.bind into an internal exchange routes on", "routed",
-      [](context& c) { return chain(c, {"direct", "fanout"}, {false, true}); });
-  e2e("route.e2e/unbound", "exchange.unbind ends the route", "not routed",
-      [](context& c) { return chain(c, {"direct", "fanout"}, {false, false}, true); });
+      [](context& c) {
+        return chain(c, {"direct", "fanout"}, {false, true});
+      });
+  e2e("route.e2e/unbound", "exchange.unbind ends the route", "not routed", [](context& c) {
+    return chain(c, {"direct", "fanout"}, {false, false}, true);
+  });
   e2e("route.e2e/cycle", "exchange.bind cycle: a message reaches a queue once", "routed",
       [](context& c) {
         raw_session& s = c.open();
@@ -268,8 +277,8 @@ void add_routing(std::vector<scenario>& out) {
         return fetch(s, q, true, milliseconds(200)) ? std::string("routed twice")
                                                     : std::string("routed");
       });
-  e2e("route.e2e/queue-on-both", "a queue bound to both ends of an exchange binding: one copy",
-      "1", [](context& c) {
+  e2e("route.e2e/queue-on-both", "a queue bound to both ends of an exchange binding: one copy", "1",
+      [](context& c) {
         raw_session& s = c.open();
         const std::string a = make_exchange(c, s, "a", "fanout");
         const std::string b = make_exchange(c, s, "b", "fanout");

@@ -47,7 +47,8 @@ std::string collect_confirms(raw_session& s, std::uint64_t count, bool* any_mult
     }
     while (covered < count && seen[covered + 1]) ++covered;
   }
-  if (covered < count) return std::to_string(covered) + " of " + std::to_string(count) + " confirmed";
+  if (covered < count)
+    return std::to_string(covered) + " of " + std::to_string(count) + " confirmed";
   return nacks == 0 ? std::string("all acked") : std::to_string(nacks) + " nacked";
 }
 
@@ -70,8 +71,8 @@ void add_tx_confirm(std::vector<scenario>& out) {
         raw_session& s = c.open();
         return answer(s, 1, tx_rollback{});
       });
-  add(out, "tx.commit/publish-visible-after-commit",
-      "tx class: publishes take effect at tx.commit", "0 before, 1 after", [](context& c) {
+  add(out, "tx.commit/publish-visible-after-commit", "tx class: publishes take effect at tx.commit",
+      "0 before, 1 after", [](context& c) {
         raw_session& s = c.open();
         const std::string q = make_queue(c, s, "q");
         s.call(1, tx_select{});
@@ -134,12 +135,11 @@ void add_tx_confirm(std::vector<scenario>& out) {
         s.send(1, a);
         return s.observe();
       });
-  add(out, "tx.commit/empty", "tx.commit of an empty transaction", "tx.commit-ok",
-      [](context& c) {
-        raw_session& s = c.open();
-        s.call(1, tx_select{});
-        return answer(s, 1, tx_commit{});
-      });
+  add(out, "tx.commit/empty", "tx.commit of an empty transaction", "tx.commit-ok", [](context& c) {
+    raw_session& s = c.open();
+    s.call(1, tx_select{});
+    return answer(s, 1, tx_commit{});
+  });
   add(out, "tx.commit/repeated",
       "a new transaction starts right after a commit (publish, commit, publish, commit)", "2",
       [](context& c) {
@@ -174,8 +174,8 @@ void add_tx_confirm(std::vector<scenario>& out) {
             publish(s, "", c.name("nobody"));
             return "no reply, " + collect_confirms(s, 1);
           });
-  confirm("confirm.select/after-tx", "confirm.select on a transacted channel",
-          "channel.close 406", [](context& c) {
+  confirm("confirm.select/after-tx", "confirm.select on a transacted channel", "channel.close 406",
+          [](context& c) {
             raw_session& s = c.open();
             s.call(1, tx_select{});
             return answer(s, 1, confirm_select{});

@@ -29,27 +29,28 @@ namespace {
 using namespace warren::conformance;
 
 [[noreturn]] void usage(int code) {
-  std::fprintf(code == 0 ? stdout : stderr,
-               "usage: warren-conformance [--uri URI] [--only GLOB]... [--list] [--json FILE]\n"
-               "                          [--markdown FILE] [--timeout-ms N] [--jobs N]\n"
-               "                          [--verdicts FILE] [--expect FILE]\n"
-               "                          [--restart-command CMD] [--quiet]\n"
-               "\n"
-               "  --uri URI        the broker (default $AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)\n"
-               "  --only GLOB      run the scenarios whose id matches ('*', '?'); repeatable\n"
-               "  --list           print the catalogue and exit\n"
-               "  --json FILE      write the results as JSON\n"
-               "  --markdown FILE  write the results as a Markdown table\n"
-               "  --timeout-ms N   how long to wait for each reply (default 2000)\n"
-               "  --jobs N         scenarios run at once (default 4)\n"
-               "  --verdicts FILE  write one 'id verdict' line per scenario\n"
-               "  --expect FILE    fail unless every verdict is the one FILE lists\n"
-               "  --restart-command CMD\n"
-               "                   run CMD (by the shell) when the broker stops answering;\n"
-               "                   the scenarios that overlapped the outage run again\n"
-               "  --quiet          print only the totals and problems\n"
-               "\n"
-               "Exit status: 0 when no scenario fails, 1 otherwise, 2 usage, 3 no broker.\n");
+  std::fprintf(
+      code == 0 ? stdout : stderr,
+      "usage: warren-conformance [--uri URI] [--only GLOB]... [--list] [--json FILE]\n"
+      "                          [--markdown FILE] [--timeout-ms N] [--jobs N]\n"
+      "                          [--verdicts FILE] [--expect FILE]\n"
+      "                          [--restart-command CMD] [--quiet]\n"
+      "\n"
+      "  --uri URI        the broker (default $AMQP_URL, else amqp://guest:guest@127.0.0.1:5672/)\n"
+      "  --only GLOB      run the scenarios whose id matches ('*', '?'); repeatable\n"
+      "  --list           print the catalogue and exit\n"
+      "  --json FILE      write the results as JSON\n"
+      "  --markdown FILE  write the results as a Markdown table\n"
+      "  --timeout-ms N   how long to wait for each reply (default 2000)\n"
+      "  --jobs N         scenarios run at once (default 4)\n"
+      "  --verdicts FILE  write one 'id verdict' line per scenario\n"
+      "  --expect FILE    fail unless every verdict is the one FILE lists\n"
+      "  --restart-command CMD\n"
+      "                   run CMD (by the shell) when the broker stops answering;\n"
+      "                   the scenarios that overlapped the outage run again\n"
+      "  --quiet          print only the totals and problems\n"
+      "\n"
+      "Exit status: 0 when no scenario fails, 1 otherwise, 2 usage, 3 no broker.\n");
   std::exit(code);
 }
 
@@ -157,7 +158,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cfg.params.tls) {
-    std::fprintf(stderr, "warren-conformance: amqps is not supported: the raw sessions speak plain TCP\n");
+    std::fprintf(stderr,
+                 "warren-conformance: amqps is not supported: the raw sessions speak plain TCP\n");
     return 2;
   }
   cfg.reply_timeout = milliseconds(timeout_ms);

@@ -36,10 +36,8 @@ bool is_async_method(std::uint32_t key) noexcept {
     case basic_cancel::key:
     case channel_flow::key:
     case connection_blocked::key:
-    case connection_unblocked::key:
-      return true;
-    default:
-      return false;
+    case connection_unblocked::key: return true;
+    default: return false;
   }
 }
 
@@ -219,7 +217,7 @@ void raw_session::publish(std::uint16_t channel, const basic_publish& p,
 }
 
 std::size_t raw_session::receive(clock::time_point stop, std::uint8_t* buf, std::size_t size,
-                                std::string& why) {
+                                 std::string& why) {
   if (fd_ < 0 || eof_) {
     why = "closed";
     return 0;

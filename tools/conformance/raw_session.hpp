@@ -65,8 +65,8 @@ struct step_failed {
 
 // Options for opening a session; the defaults give a normal login.
 struct session_options {
-  bool handshake = true;      // false: TCP connect only
-  bool open_channel = true;   // open channel 1 after the handshake
+  bool handshake = true;     // false: TCP connect only
+  bool open_channel = true;  // open channel 1 after the handshake
   std::uint16_t heartbeat = 0;
   std::uint32_t frame_max = 131072;
   std::uint16_t channel_max = 0;
@@ -77,7 +77,8 @@ struct session_options {
 
 class raw_session {
  public:
-  raw_session(const connection_params& params, milliseconds reply_timeout, clock::time_point deadline);
+  raw_session(const connection_params& params, milliseconds reply_timeout,
+              clock::time_point deadline);
   ~raw_session();
   raw_session(const raw_session&) = delete;
   raw_session& operator=(const raw_session&) = delete;
@@ -161,7 +162,8 @@ class raw_session {
   clock::time_point until(std::optional<milliseconds> wait) const;
   event read_event(clock::time_point until);
   // Waits for bytes until `stop`: 0 when the socket closed or time ran out (`why` says which).
-  std::size_t receive(clock::time_point stop, std::uint8_t* buf, std::size_t size, std::string& why);
+  std::size_t receive(clock::time_point stop, std::uint8_t* buf, std::size_t size,
+                      std::string& why);
   bool fill(clock::time_point stop, std::string& why);  // false: closed or timed out
   void answer_close(const event& e);
 

@@ -22,8 +22,10 @@ std::string format_json(const run_report& r);
 std::string format_markdown(const run_report& r);
 std::string format_verdicts(const run_report& r);
 
-// Parses a verdict list; lines that are empty or start with '#' are skipped.
-// Returns false (with the line in `why`) on a malformed line.
+// Parses a verdict list: "id verdict" a line, where the verdict may be several
+// separated by '|' for a scenario whose outcome the broker leaves to chance
+// ("pass|fail"); lines that are empty or start with '#' are skipped. Returns
+// false (with the line in `why`) on a malformed line.
 bool parse_verdicts(std::string_view text, std::map<std::string, std::string>& out,
                     std::string& why);
 

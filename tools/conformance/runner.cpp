@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <condition_variable>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -13,8 +13,8 @@
 namespace warren::conformance {
 
 std::size_t run_report::count(verdict v) const {
-  return static_cast<std::size_t>(
-      std::count_if(results.begin(), results.end(), [v](const result& r) { return r.outcome == v; }));
+  return static_cast<std::size_t>(std::count_if(results.begin(), results.end(),
+                                                [v](const result& r) { return r.outcome == v; }));
 }
 
 broker_info probe_broker(const run_config& cfg) {

@@ -33,8 +33,8 @@ struct unsupported_feature {
 };
 
 struct scenario {
-  std::string id;        // "queue.declare/passive-missing-404"
-  std::string checks;    // the spec's class.method and rule: "queue.declare, rule passive"
+  std::string id;      // "queue.declare/passive-missing-404"
+  std::string checks;  // the spec's class.method and rule: "queue.declare, rule passive"
   // Short; alternatives separated by '|'; an alternative ending in '*' is a prefix.
   std::string expected;
   std::function<std::string(class context&)> run;  // returns the observation
@@ -55,7 +55,7 @@ struct run_config {
   connection_params params;
   milliseconds reply_timeout{2000};
   milliseconds scenario_budget{20000};
-  std::string run_id;  // part of every name a scenario creates
+  std::string run_id;                // part of every name a scenario creates
   milliseconds recover_wait{30000};  // how long to wait for a broker that stopped answering
   // Run (by the shell) when the broker stops answering, to start it again;
   // empty: only wait for it to come back.

@@ -4,8 +4,8 @@
 
 namespace warren::conformance {
 
-scenario& add(std::vector<scenario>& out, std::string id, std::string checks,
-              std::string expected, std::function<std::string(context&)> run) {
+scenario& add(std::vector<scenario>& out, std::string id, std::string checks, std::string expected,
+              std::function<std::string(context&)> run) {
   scenario s;
   s.id = std::move(id);
   s.checks = std::move(checks);
@@ -41,8 +41,8 @@ std::string make_exchange(context& c, raw_session& s, std::string_view tag, std:
   return d.exchange;
 }
 
-void bind_queue(raw_session& s, std::string_view queue, std::string_view exchange, std::string_view key,
-          const field_table* args, std::uint16_t channel) {
+void bind_queue(raw_session& s, std::string_view queue, std::string_view exchange,
+                std::string_view key, const field_table* args, std::uint16_t channel) {
   queue_bind b;
   b.queue = std::string(queue);
   b.exchange = std::string(exchange);
@@ -51,9 +51,8 @@ void bind_queue(raw_session& s, std::string_view queue, std::string_view exchang
   s.call(channel, b);
 }
 
-void publish(raw_session& s, std::string_view exchange, std::string_view key,
-             std::string_view body, const basic_properties& props, bool mandatory,
-             std::uint16_t channel) {
+void publish(raw_session& s, std::string_view exchange, std::string_view key, std::string_view body,
+             const basic_properties& props, bool mandatory, std::uint16_t channel) {
   basic_publish p;
   p.exchange = std::string(exchange);
   p.routing_key = std::string(key);

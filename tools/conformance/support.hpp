@@ -14,8 +14,8 @@
 namespace warren::conformance {
 
 // Adds a scenario and returns it, for deviations and flags to be set on it.
-scenario& add(std::vector<scenario>& out, std::string id, std::string checks,
-              std::string expected, std::function<std::string(context&)> run);
+scenario& add(std::vector<scenario>& out, std::string id, std::string checks, std::string expected,
+              std::function<std::string(context&)> run);
 
 struct queue_options {
   bool durable = false;
@@ -39,7 +39,7 @@ std::string make_exchange(context& c, raw_session& s, std::string_view tag, std:
                           const exchange_options& o = {});
 
 void bind_queue(raw_session& s, std::string_view queue, std::string_view exchange,
-          std::string_view key, const field_table* args = nullptr, std::uint16_t channel = 1);
+                std::string_view key, const field_table* args = nullptr, std::uint16_t channel = 1);
 
 void publish(raw_session& s, std::string_view exchange, std::string_view key,
              std::string_view body = "m", const basic_properties& props = {},
@@ -60,8 +60,8 @@ std::uint32_t settled_depth(raw_session& s, std::string_view queue, std::uint32_
 
 // basic.consume; returns the consumer tag.
 std::string consume(raw_session& s, std::string_view queue, std::string_view tag = {},
-                    bool no_ack = false, bool exclusive = false,
-                    const field_table* args = nullptr, std::uint16_t channel = 1);
+                    bool no_ack = false, bool exclusive = false, const field_table* args = nullptr,
+                    std::uint16_t channel = 1);
 
 // The next basic.deliver on `channel`, or step_failed.
 event deliver(raw_session& s, std::uint16_t channel = 1,
