@@ -115,19 +115,18 @@ void topology::renamed(std::string from, std::string to) {
     if (auto* q = std::get_if<queue_entry>(&e); q && q->name == from) q->name = to;
     if (auto* b = std::get_if<queue_bind>(&e); b && b->queue == from) b->queue = to;
   }
+  // Every name the queue had maps to the newest: a user may hold any of them.
   bool known = false;
-  for (auto& [original, now] : renames_) {
-    if (now == from) {
-      now = to;
-      known = true;
-    }
+  for (auto& [earlier, now] : renames_) {
+    if (now == from) now = to;
+    if (earlier == from) known = true;
   }
   if (!known) renames_.emplace_back(from, to);
 }
 
 std::string topology::current(const std::string& queue) const {
-  for (const auto& [original, now] : renames_) {
-    if (original == queue) return now;
+  for (const auto& [earlier, now] : renames_) {
+    if (earlier == queue) return now;
   }
   return queue;
 }

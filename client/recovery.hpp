@@ -93,7 +93,7 @@ class topology {
 
  private:
   std::vector<entry> entries_;
-  std::vector<std::pair<std::string, std::string>> renames_;  // original -> current
+  std::vector<std::pair<std::string, std::string>> renames_;  // any earlier name -> current
 };
 
 class recovery : public std::enable_shared_from_this<recovery> {
