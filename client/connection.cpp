@@ -781,13 +781,14 @@ asio::awaitable<bool> resumes(detail::logical_channel& h, const error& e) {
 // The stream ended. With recovery on, a cancel from the broker right before
 // the connection drops (RabbitMQ sends one to every consumer of a node that
 // stops) is not the end: the stream comes back with the connection. So a
-// broker cancel counts once the connection has stayed up for a second after
-// it. True: the stream goes on.
+// broker cancel counts once the connection has stayed up for five seconds
+// after it (stopping a node's queues can take that long). True: the stream
+// goes on.
 asio::awaitable<bool> survives_end(detail::logical_channel& h,
                                    const std::shared_ptr<detail::consumer_state>& state) {
   auto rec = h.conn->rec;
   if (!rec || state->end_reason.code != errc::consumer_cancelled) co_return false;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   auto* before = h.conn->impl.get();
   while (std::chrono::steady_clock::now() < until && !rec->stopped() && !rec->gave_up() &&
          h.conn->impl.get() == before && !rec->recovering() && h.core().is_open()) {

@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <asio/this_coro.hpp>
+#include <atomic>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.hpp"
@@ -209,4 +211,138 @@ TEST_CASE("recovery: gives up after max_attempts, and a user close stops it") {
     co_await test::sleep_for(1500ms);
     CHECK(proxy2.accepted() == tried);
   });
+}
+
+namespace {
+
+// Runs `command` (a shell command line) on a thread of its own, so the
+// connections keep running meanwhile; returns its exit status.
+asio::awaitable<int> run_aside(std::string command) {
+  auto status = std::make_shared<std::atomic<int>>(-2);
+  std::thread t([command, status] {
+    const int st = std::system(command.c_str());
+    status->store(WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  });
+  while (status->load() == -2) co_await test::sleep_for(100ms);
+  t.join();
+  co_return status->load();
+}
+
+// A confirmed publisher of persistent messages to a durable queue and a
+// consumer with manual acks, both with recovery on, while `disrupt` breaks
+// the broker. Checks that every confirmed message is received at least
+// once and that nothing throws; prints the counts.
+asio::awaitable<void> survive(const std::string& what, std::string disrupt) {
+  auto ex = co_await asio::this_coro::executor;
+  const std::string queue = test::unique_name("survive");
+  auto options = recovering_options(test::unique_name("recover-" + what));
+  const std::string uri = test::broker_uri_with("connection_timeout=5000");
+  auto p1 = connect(uri, options);
+  auto pub_conn = co_await std::move(p1);
+  auto p2 = connect(uri, options);
+  auto sub_conn = co_await std::move(p2);
+  auto pub = co_await pub_conn.open_channel();
+  co_await pub.queue_declare(queue, {.durable = true});
+  co_await pub.confirm_select();
+  auto sub = co_await sub_conn.open_channel();
+  auto cons = co_await sub.consume(queue, {.prefetch = 50});
+
+  constexpr std::size_t limit = 200000;
+  struct tally {
+    std::uint64_t confirmed = 0, unknown = 0, received = 0, duplicates = 0, stale = 0;
+    std::vector<bool> seen = std::vector<bool>(limit), acked = std::vector<bool>(limit);
+    bool stop = false;
+    bool ended = false;
+  };
+  auto t = std::make_shared<tally>();
+  basic_properties persistent;
+  persistent.delivery_mode = 2;
+  auto publisher = [&pub, &queue, t, persistent]() -> asio::awaitable<void> {
+    for (std::size_t i = 0; i < limit && !t->stop; ++i) {
+      const std::string body = std::to_string(i);
+      auto o = co_await pub.publish("", queue, body, persistent);
+      if (o.status == publish_status::acked) {
+        ++t->confirmed;
+        t->acked[i] = true;
+      } else if (o.status == publish_status::unknown) {
+        ++t->unknown;
+      }
+    }
+  };
+  auto take = [t, &sub](const message& m) {
+    const auto i = std::stoull(m.body);
+    if (t->seen[i]) ++t->duplicates;
+    t->seen[i] = true;
+    ++t->received;
+    if (!sub.ack(m.delivery_tag)) ++t->stale;
+  };
+  auto subscriber = [&cons, t, take]() -> asio::awaitable<void> {
+    for (;;) {
+      auto m = co_await cons.next();
+      if (!m) break;
+      take(*m);
+    }
+    t->ended = true;
+  };
+  auto pubs = test::start(ex, publisher());
+  auto subs = test::start(ex, subscriber());
+  co_await test::sleep_for(1s);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int rc = co_await run_aside(disrupt);
+  CHECK(rc == 0);
+  // Both come back by themselves.
+  for (int i = 0; i < 600 && (pub_conn.recovering() || sub_conn.recovering() || !pub.is_open() ||
+                              !sub.is_open());
+       ++i)
+    co_await test::sleep_for(100ms);
+  const double back = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(pub.is_open());
+  CHECK(sub.is_open());
+  co_await test::sleep_for(2s);
+  t->stop = true;
+  const bool pub_done = co_await test::wait_done(*pubs, 60s);
+  REQUIRE(pub_done);
+  CHECK_FALSE(pubs->error);
+  auto all_seen = [t] {
+    for (std::size_t i = 0; i < limit; ++i)
+      if (t->acked[i] && !t->seen[i]) return false;
+    return true;
+  };
+  for (int i = 0; i < 300 && !all_seen(); ++i) co_await test::sleep_for(100ms);
+  std::uint64_t missing = 0;
+  for (std::size_t i = 0; i < limit; ++i)
+    if (t->acked[i] && !t->seen[i]) ++missing;
+  MESSAGE(what << ": back after " << back << " s; confirmed " << t->confirmed << ", unknown "
+               << t->unknown << ", received " << t->received << ", duplicates " << t->duplicates
+               << ", stale acks " << t->stale << ", missing " << missing);
+  CHECK(t->confirmed > 0);
+  CHECK(missing == 0);
+  CHECK_FALSE(t->ended);
+  CHECK_FALSE(subs->done);
+  co_await pub.queue_delete(queue);
+  co_await pub_conn.close();
+  co_await sub_conn.close();
+}
+
+std::string ctl() { return std::string(::geteuid() == 0 ? "" : "sudo -n ") + "env PATH=\"$PATH:/usr/sbin:/sbin\" timeout 120 rabbitmqctl "; }
+
+}  // namespace
+
+TEST_CASE("recovery: a graceful broker restart (stop_app / start_app) under a confirmed publisher and a consumer") {
+  test::run([]() -> asio::awaitable<void> {
+    co_await survive("stop_app", ctl() + "stop_app >/dev/null && sleep 1 && " + ctl() + "start_app >/dev/null");
+  }, std::chrono::seconds(180));
+}
+
+TEST_CASE("recovery: the broker killed (kill -9) and started again under a confirmed publisher and a consumer") {
+  test::run([]() -> asio::awaitable<void> {
+    const std::string root = WARREN_SOURCE_ROOT;
+    // The node's OS pid, from the node itself.
+    auto r = test::rabbitmqctl("eval 'os:getpid().'");
+    std::string pid;
+    for (char c : r.output)
+      if (c >= '0' && c <= '9') pid += c;
+    REQUIRE_FALSE(pid.empty());
+    co_await survive("kill -9", "kill -9 " + pid + " && sleep 1 && " + root + "/scripts/rabbitmq >/dev/null");
+  }, std::chrono::seconds(300));
 }
