@@ -276,8 +276,7 @@ void add_channel_exchange(std::vector<scenario>& out) {
         return answer(s, 1, d);
       })
       .deviations = {{"exchange.delete-ok",
-                      "RabbitMQ deletes idempotently: deleting a missing exchange succeeds (since "
-                      "3.2)"}};
+                      "RabbitMQ deletes idempotently: deleting a missing exchange succeeds"}};
   add(out, "exchange.delete/if-unused-in-use",
       "exchange.delete if-unused, rule in-use (precondition-failed)", "channel.close 406",
       [](context& c) {

@@ -489,7 +489,7 @@ void add_queue(std::vector<scenario>& out) {
       })
       .deviations = {{"queue.delete-ok",
                       "RabbitMQ deletes idempotently: deleting a missing queue succeeds with "
-                      "message-count 0 (since 3.2)"}};
+                      "message-count 0"}};
   add(out, "queue.delete/if-unused-in-use",
       "queue.delete if-unused, rule in-use (precondition-failed)", "channel.close 406",
       [](context& c) {
