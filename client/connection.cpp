@@ -807,6 +807,29 @@ asio::awaitable<bool> survives_end(detail::logical_channel& h,
   }
   co_return h.core().is_open();
 }
+
+// consumer::next() with recovery on, when nothing is buffered: waits for a
+// delivery, riding out a loss of the connection and a broker cancel that
+// the loss follows. True: look for a delivery again; false: the stream is
+// over. Throws what cannot be recovered from.
+asio::awaitable<bool> await_across_recovery(detail::logical_channel& h,
+                                            const std::shared_ptr<detail::consumer_state>& state) {
+  std::optional<error> failed;
+  try {
+    auto pending = wait_delivery(h, state);
+    co_await std::move(pending);
+  } catch (const error& e) {
+    failed = e;
+  }
+  if (failed) {
+    auto more = resumes(h, *failed);
+    if (!co_await std::move(more)) throw *failed;
+    co_return true;
+  }
+  if (!stream_ended(*state)) co_return true;
+  auto more = survives_end(h, state);
+  co_return co_await std::move(more);
+}
 }  // namespace
 
 asio::awaitable<std::optional<message>> consumer::next() {
@@ -820,31 +843,23 @@ asio::awaitable<std::optional<message>> consumer::next() {
         co_return std::move(*m);
       }
     }
-    std::optional<error> failed;
-    try {
-      auto pending = wait_delivery(h, state_);
-      co_await std::move(pending);
-    } catch (const error& e) {
-      failed = e;
-    }
-    if (failed) {
-      auto more = resumes(h, *failed);
-      if (!co_await std::move(more)) throw *failed;
+    if (h.conn->rec) {
+      auto more = await_across_recovery(h, state_);
+      if (!co_await std::move(more)) co_return std::nullopt;
       continue;
     }
-    if (stream_ended(*state_)) {
-      auto more = survives_end(h, state_);
-      if (co_await std::move(more)) continue;
-      co_return std::nullopt;
-    }
+    auto pending = wait_delivery(h, state_);
+    co_await std::move(pending);
+    if (stream_ended(*state_)) co_return std::nullopt;
   }
 }
 
 bool consumer::try_next(message& m) {
   auto& h = *channel_;
-  if (h.conn->rec && h.conn->rec->recovering()) return false;
+  const detail::recovery* rec = h.conn->rec.get();
+  if (rec && rec->recovering()) return false;
   if (!h.core().take_delivery(state_, m)) return false;
-  user_tag(h, m);
+  if (rec) user_tag(h, m);
   return true;
 }
 
@@ -852,23 +867,14 @@ asio::awaitable<bool> consumer::next(message& m) {
   auto& h = *channel_;
   for (;;) {
     if (try_next(m)) co_return true;
-    std::optional<error> failed;
-    try {
-      auto pending = wait_delivery(h, state_);
-      co_await std::move(pending);
-    } catch (const error& e) {
-      failed = e;
-    }
-    if (failed) {
-      auto more = resumes(h, *failed);
-      if (!co_await std::move(more)) throw *failed;
+    if (h.conn->rec) {
+      auto more = await_across_recovery(h, state_);
+      if (!co_await std::move(more)) co_return false;
       continue;
     }
-    if (stream_ended(*state_)) {
-      auto more = survives_end(h, state_);
-      if (co_await std::move(more)) continue;
-      co_return false;
-    }
+    auto pending = wait_delivery(h, state_);
+    co_await std::move(pending);
+    if (stream_ended(*state_)) co_return false;
   }
 }
 
