@@ -30,12 +30,6 @@ asio::awaitable<std::uint32_t> ready(channel& ch, const std::string& queue) {
   co_return q.message_count;
 }
 
-asio::awaitable<message> next_within(consumer& c, std::chrono::milliseconds limit = 5000ms) {
-  auto m = co_await with_timeout(c.next(), limit);
-  REQUIRE(m.has_value());
-  co_return std::move(*m);
-}
-
 }  // namespace
 
 TEST_CASE("basic.get: nullopt on an empty queue; message fields and message_count") {
@@ -94,7 +88,7 @@ TEST_CASE("basic.consume: deliveries in order with consumer tag, exchange and ro
     CHECK(cons.tag() == tag);
     co_await fill(pub, q.queue, 5);
     for (int i = 0; i < 5; ++i) {
-      auto m = co_await next_within(cons);
+      auto m = co_await test::next_within(cons);
       CHECK(m.body == "m" + std::to_string(i));
       CHECK(m.consumer_tag == tag);
       CHECK(m.delivery_tag == static_cast<std::uint64_t>(i + 1));
@@ -250,7 +244,7 @@ TEST_CASE("basic.consume no_ack: nothing to acknowledge, nothing comes back") {
     auto cons = co_await ch.consume(name, {.no_ack = true});
     co_await fill(pub, name, 3);
     for (int i = 0; i < 3; ++i) {
-      auto m = co_await next_within(cons);
+      auto m = co_await test::next_within(cons);
       CHECK(m.body == "m" + std::to_string(i));
     }
     co_await ch.close();  // with acks pending, the messages would be requeued now
@@ -300,7 +294,7 @@ TEST_CASE("basic.consume arguments: x-priority sends everything to the higher pr
     auto high = co_await ch_high.consume(q.queue, {.no_ack = true, .arguments = &high_args});
     co_await fill(pub, q.queue, 6);
     for (int i = 0; i < 6; ++i) {
-      auto m = co_await next_within(high);
+      auto m = co_await test::next_within(high);
       CHECK(m.body == "m" + std::to_string(i));
     }
     co_await test::sleep_for(100ms);
@@ -325,19 +319,19 @@ TEST_CASE("basic.qos: prefetch_count bounds unacked deliveries per consumer") {
     std::uint32_t ready_now = co_await ready(pub, q.queue);
     CHECK(ready_now == 3);
 
-    auto a = co_await next_within(cons);
-    auto b = co_await next_within(cons);
+    auto a = co_await test::next_within(cons);
+    auto b = co_await test::next_within(cons);
     CHECK(a.body == "m0");
     CHECK(b.body == "m1");
     co_await test::sleep_for(100ms);
     CHECK(cons.buffered() == 0);   // still two unacked: nothing more comes
     ch.ack(b.delivery_tag, true);  // acks both
-    auto c = co_await next_within(cons);
-    auto d = co_await next_within(cons);
+    auto c = co_await test::next_within(cons);
+    auto d = co_await test::next_within(cons);
     CHECK(c.body == "m2");
     CHECK(d.body == "m3");
     ch.ack(c.delivery_tag);
-    auto e = co_await next_within(cons);
+    auto e = co_await test::next_within(cons);
     CHECK(e.body == "m4");
     ch.ack(e.delivery_tag, true);
     ready_now = co_await ready(pub, q.queue);
@@ -475,7 +469,7 @@ TEST_CASE("basic.ack multiple; unacked deliveries are requeued as redelivered on
     co_await fill(pub, q.queue, 4);
     std::vector<message> got;
     for (int i = 0; i < 4; ++i) {
-      auto m = co_await next_within(cons);
+      auto m = co_await test::next_within(cons);
       got.push_back(std::move(m));
     }
     ch.ack(got[2].delivery_tag, true);  // m0, m1, m2
@@ -539,13 +533,13 @@ TEST_CASE("basic.reject: requeue redelivers, no requeue drops") {
     auto q = co_await pub.queue_declare("", {.exclusive = true});
     auto cons = co_await ch.consume(q.queue);
     co_await fill(pub, q.queue, 2);
-    auto a = co_await next_within(cons);
-    auto b = co_await next_within(cons);
+    auto a = co_await test::next_within(cons);
+    auto b = co_await test::next_within(cons);
     CHECK(a.body == "m0");
     CHECK(b.body == "m1");
     ch.reject(a.delivery_tag, false);
     ch.reject(b.delivery_tag, true);
-    auto again = co_await next_within(cons);
+    auto again = co_await test::next_within(cons);
     CHECK(again.body == "m1");
     CHECK(again.redelivered);
     CHECK(again.delivery_tag > b.delivery_tag);
@@ -566,12 +560,12 @@ TEST_CASE("basic.recover: unacked deliveries come again, marked redelivered") {
     auto q = co_await pub.queue_declare("", {.exclusive = true});
     auto cons = co_await ch.consume(q.queue);
     co_await fill(pub, q.queue, 2);
-    auto a = co_await next_within(cons);
-    auto b = co_await next_within(cons);
+    auto a = co_await test::next_within(cons);
+    auto b = co_await test::next_within(cons);
     CHECK_FALSE(a.redelivered);
     co_await ch.recover(true);
-    auto a2 = co_await next_within(cons);
-    auto b2 = co_await next_within(cons);
+    auto a2 = co_await test::next_within(cons);
+    auto b2 = co_await test::next_within(cons);
     CHECK(a2.body == "m0");
     CHECK(b2.body == "m1");
     CHECK(a2.redelivered);
@@ -618,7 +612,7 @@ TEST_CASE("a consumer holding its whole prefetch unread does not stall other cha
     const bool done = co_await test::wait_done(*declare, 3s);
     CHECK_MESSAGE(done, "a passive declare on another channel stalled while the stream was full");
     // Reading the stream unblocks the connection.
-    auto m = co_await next_within(cons);
+    auto m = co_await test::next_within(cons);
     CHECK(m.body == "m0");
     const bool done_later = co_await test::wait_done(*declare, 3s);
     CHECK(done_later);

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <doctest/doctest.h>
+
 #include <asio/co_spawn.hpp>
 #include <asio/detached.hpp>
 #include <asio/io_context.hpp>
@@ -66,6 +68,15 @@ inline asio::awaitable<connection> open_connection() {
   auto pending = connect(uri, defaults);
   connection c = co_await std::move(pending);
   co_return c;
+}
+
+// The consumer's next delivery within `limit`; fails the test if the stream
+// ends or nothing comes.
+inline asio::awaitable<message> next_within(consumer& c,
+                                            std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  auto m = co_await with_timeout(c.next(), limit);
+  REQUIRE(m.has_value());
+  co_return std::move(*m);
 }
 
 inline asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {

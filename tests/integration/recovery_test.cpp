@@ -51,12 +51,6 @@ asio::awaitable<void> expect_recovery(connection& c) {
   }
 }
 
-asio::awaitable<message> next_within(consumer& c, std::chrono::milliseconds limit = 10000ms) {
-  auto m = co_await with_timeout(c.next(), limit);
-  REQUIRE(m.has_value());
-  co_return std::move(*m);
-}
-
 }  // namespace
 
 TEST_CASE("recovery: a forced close is recovered; topology, channel, consumer and tags carry on") {
@@ -77,7 +71,7 @@ TEST_CASE("recovery: a forced close is recovered; topology, channel, consumer an
 
     auto before = co_await ch.publish(ex, "k", "before");
     CHECK(before.status == publish_status::acked);
-    auto m1 = co_await next_within(cons);
+    auto m1 = co_await test::next_within(cons, 10000ms);
     CHECK(m1.body == "before");
 
     const std::string pid = test::connection_pid(name);
@@ -101,14 +95,14 @@ TEST_CASE("recovery: a forced close is recovered; topology, channel, consumer an
     CHECK(ch.in_confirm_mode());
     auto after = co_await ch.publish(ex, "k", "after");
     CHECK(after.status == publish_status::acked);
-    auto m2 = co_await next_within(cons);
+    auto m2 = co_await test::next_within(cons, 10000ms);
     CHECK(m2.body == "after");
     CHECK(m2.delivery_tag > m1.delivery_tag);
     CHECK(ch.ack(m2.delivery_tag));
     // Still open: a 406 for an unknown tag would have closed it.
     auto again = co_await ch.publish(ex, "k", "again");
     CHECK(again.status == publish_status::acked);
-    auto m3 = co_await next_within(cons);
+    auto m3 = co_await test::next_within(cons, 10000ms);
     CHECK(m3.body == "again");
     CHECK(ch.ack(m3.delivery_tag));
     co_await ch.queue_declare(renamed, {.passive = true});
