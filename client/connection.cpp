@@ -438,8 +438,12 @@ namespace {
 // The broker's tag for a tag the user holds; false for one from before the
 // last recovery, which must never reach the new channel.
 bool wire_tag(detail::logical_channel& h, std::uint64_t& tag) {
-  if (h.tag_offset == 0) return true;
-  if (tag <= h.tag_offset) {
+  const auto& rec = h.conn->rec;
+  if (!rec) return true;
+  // While the connection is lost and recovery may bring it back, every tag
+  // the user holds is from the lost channel: stale as well.
+  const bool lost = !rec->stopped() && !rec->gave_up() && (rec->recovering() || !h.core().is_open());
+  if (lost || tag <= h.tag_offset) {
     ++h.stale_acks;
     return false;
   }

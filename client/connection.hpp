@@ -304,7 +304,8 @@ class channel {
   // ack / nack / reject are not acknowledged by the broker: they are queued
   // for the socket at once. They throw if the channel is closed.
   // ack, nack and reject do not wait. With recovery on, a tag from before
-  // the last recovery is stale: nothing is sent (the broker delivers that
+  // the last recovery is stale, and so is every tag while the connection is
+  // lost or being recovered: nothing is sent (the broker delivers that
   // message again), the call returns false and stale_acks() counts it.
   bool ack(std::uint64_t delivery_tag, bool multiple = false);
   bool nack(std::uint64_t delivery_tag, bool multiple = false, bool requeue = true);
