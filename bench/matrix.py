@@ -60,10 +60,10 @@ GUESS = {
     ("tls", "confirm-1000"): 20000, ("tls", "consume"): 40000,
 }
 # What runs against the TLS listener: the clients that speak amqps (the
-# blaster and the null broker do not; pika is left out to keep the run short;
-# receive batching is TCP-only, so warren-batch would repeat warren) and the
+# blaster and the null broker do not; pika is left out to keep the run short)
+# and the
 # workloads that move many messages.
-TLS_CLIENTS = ["warren", "rabbitmq-c"]
+TLS_CLIENTS = ["warren", "warren-batch", "rabbitmq-c"]
 TLS_WORKLOADS = ["publish", "confirm-1000", "consume"]
 PIKA_GUESS = {"publish": 15000, "confirm-1": 2000, "confirm-1000": 20000, "consume": 8000}
 

@@ -212,6 +212,21 @@ std::size_t tls_transport::unread() {
   return (ec ? 0 : raw) + static_cast<std::size_t>(decrypted > 0 ? decrypted : 0);
 }
 
+// As tcp_transport: Linux wakes a waiting reader when the mark is lowered.
+// Bytes the TLS engine holds already are read without waiting for the mark.
+bool tls_transport::can_batch() const noexcept {
+#if defined(__linux__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+void tls_transport::set_receive_low_watermark(int bytes) {
+  std::error_code ignored;
+  stream_->lowest_layer().set_option(asio::socket_base::receive_low_watermark(bytes), ignored);
+}
+
 void tls_transport::close() {
   std::error_code ignored;
   stream_->lowest_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

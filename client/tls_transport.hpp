@@ -29,6 +29,10 @@ class tls_transport final : public transport {
   std::size_t write_some(bytes_view bytes, std::error_code& ec) override;
   void async_write(bytes_view bytes, std::shared_ptr<transport_sink> sink) override;
   std::size_t unread() override;
+  // Receive batching sets the TCP socket's low-water mark, as for plain TCP:
+  // a wake-up then brings whole TLS records instead of pieces of one.
+  bool can_batch() const noexcept override;
+  void set_receive_low_watermark(int bytes) override;
   void close() override;
   std::string describe() const override { return where_; }
 

@@ -92,6 +92,55 @@ TEST_CASE("tls: 16 MiB at frame_max 4096") {
   });
 }
 
+TEST_CASE("tls: receive batching brings a stream, its tail and a late message through") {
+  test::run([]() -> asio::awaitable<void> {
+    // Batches larger than the stream's tail: the tail, a reply and a message
+    // sent later must all come through the batch's deadline, in order.
+    connect_options batched;
+    batched.receive_batch_bytes = 256 * 1024;
+    batched.receive_batch_wait = 20ms;
+    const std::string uri = amqps("localhost", ca_query());
+    auto pending = connect(uri, batched);
+    auto conn = co_await std::move(pending);
+    auto ch = co_await conn.open_channel();
+    auto q = co_await ch.queue_declare("", {.exclusive = true});
+    auto pub_conn = co_await test::open_connection();
+    auto pub = co_await pub_conn.open_channel();
+    co_await pub.confirm_select();
+    const std::string pad(200, 'p');
+    for (int i = 0; i < 3000; ++i) {
+      const std::string body = pad + std::to_string(i);
+      auto sent = pub.publish_pipelined("", q.queue, body);
+      co_await std::move(sent);
+    }
+    auto settled = pub.wait_for_confirms();
+    const confirm_summary confirms = co_await std::move(settled);
+    CHECK(confirms.nacked == 0);
+    co_await ch.qos({.prefetch_count = 1000});
+    auto cons = co_await ch.consume(q.queue);
+    message m;
+    for (int i = 0; i < 3000; ++i) {
+      const bool got = co_await with_timeout(cons.next(m), 5000ms);
+      REQUIRE(got);
+      REQUIRE(m.body == pad + std::to_string(i));
+      if ((i + 1) % 100 == 0) ch.ack(m.delivery_tag, true);
+    }
+    auto declared = ch.queue_declare(q.queue, {.passive = true});
+    const queue_declare_result left = co_await std::move(declared);
+    CHECK(left.message_count == 0);
+    auto late = pub.publish("", q.queue, "late");
+    const publish_outcome late_outcome = co_await std::move(late);
+    CHECK(late_outcome.status == publish_status::acked);
+    const bool got = co_await with_timeout(cons.next(m), 5000ms);
+    REQUIRE(got);
+    CHECK(m.body == "late");
+    ch.ack(m.delivery_tag);
+    co_await cons.cancel();
+    co_await conn.close();
+    co_await pub_conn.close();
+  });
+}
+
 TEST_CASE("tls: a certificate for another host is refused, and verify_none accepts it") {
   test::run([]() -> asio::awaitable<void> {
     // The broker's certificate names DNS:localhost only.
