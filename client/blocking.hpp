@@ -181,6 +181,11 @@ class connection {
   field_table server_properties() const;
   // The endpoint reached, as a URI with the password shown as "***".
   std::string endpoint() const;
+  // What the connection has done so far (see connection_counters). Safe
+  // from any thread at any time: the copy is taken on the I/O thread (so it
+  // waits for the call that thread is serving, if any), or directly when
+  // called there; after the connection closed, the final counts.
+  connection_counters counters() const;
 
   // The I/O thread's executor, for code that wants to run there (with the
   // coroutine API, say). Blocking calls from there are refused (see above).

@@ -53,6 +53,9 @@ struct core_config {
   // A channel whose reply is late is failed with errc::timeout and closed;
   // a late connection.close-ok or update-secret-ok fails the connection.
   std::chrono::milliseconds request_timeout{60000};
+  // connect_options::log and ::client_properties.
+  log_sink log;
+  field_table client_properties;
 };
 
 // What the core needs of its driver, reported as it arises: bytes to send
@@ -134,6 +137,17 @@ class connection_core {
   const field_table& server_properties() const noexcept { return handshake_.server_properties(); }
   bool blocked() const noexcept { return blocked_; }
 
+  // This core's counters (publish frames are kept apart on the hot path and
+  // added in here).
+  connection_counters counters() const noexcept {
+    connection_counters c = counters_;
+    c.frames_out += 2 * c.publishes + publish_body_frames_;
+    return c;
+  }
+  // A line for connect_options::log (nothing when no sink is set).
+  bool logging() const noexcept { return static_cast<bool>(cfg_.log); }
+  void log(log_level level, std::string_view text) const noexcept;
+
   // ---- user operations ---------------------------------------------------
   // Every operation that completes later takes an id (from next_op_id()) so
   // that cancel_op(id) can withdraw it.
@@ -173,7 +187,9 @@ class connection_core {
   template <class M>
   error_info send(std::uint16_t ch, const M& m) {
     if (check_channel(ch)) return channel_error(ch);
-    return encode_method(out(), ch, m);
+    error_info e = encode_method(out(), ch, m);
+    if (!e) ++counters_.frames_out;
+    return e;
   }
 
   // basic.consume; `consumer` is registered under the broker's tag at consume-ok.
@@ -302,6 +318,7 @@ class connection_core {
   void reply(std::uint16_t ch, const M& m) {
     const std::size_t before = output_.size();
     encode_method_frame(out(), ch, m);
+    ++counters_.frames_out;
     owed_ += output_.size() - before;
   }
   // For frames built by the core itself, whose fields it controls.
@@ -312,6 +329,16 @@ class connection_core {
 
   // The channel a publish goes to, or nullptr (and `done` failed, the error
   // returned in `ec`) if it cannot take one.
+  // The next request of the channel goes on the wire if none is outstanding.
+  void pump(channel_state& c) {
+    if (c.requests.pump(out())) ++counters_.frames_out;
+  }
+  // A publish went into the output as 2 + body_frames frames.
+  void count_publish(std::size_t body_frames) noexcept {
+    ++counters_.publishes;
+    publish_body_frames_ += body_frames;
+  }
+
   channel_state* publish_channel(std::uint16_t ch, completion& done, std::error_code& ec);
   // Bookkeeping after a publish was encoded: its sequence number and confirm.
   std::error_code published(channel_state& c, bool mandatory, std::string_view exchange,
@@ -355,7 +382,8 @@ class connection_core {
   // A reply did not come in time: fail the channel (or the connection).
   void request_expired(std::uint16_t ch, const pending_request& req);
   // The connection is gone: fail everything pending with `why`.
-  void fail_all(const error_info& why);
+  // `report`: log it as a failure (unless the connection was not open).
+  void fail_all(const error_info& why, bool report = true);
   // The channel is gone: fail what is pending on it and free its id.
   void fail_channel(std::uint16_t ch, const error_info& why);
   void notify_writable();
@@ -381,6 +409,8 @@ class connection_core {
   bool wrote_since_tick_ = false;
   bool blocked_ = false;
   std::size_t full_streams_ = 0;
+  connection_counters counters_;
+  std::uint64_t publish_body_frames_ = 0;  // frames_out of publishes: 2 each plus these
 
   completion on_open_;
   std::uint64_t open_id_ = 0;

@@ -141,14 +141,16 @@ class prepared_publish {
   const std::string& exchange() const noexcept { return exchange_; }
   const std::string& routing_key() const noexcept { return routing_key_; }
 
-  // Appends one message's frames; needs ready().
-  void encode(byte_buffer& out, bytes_view body) const {
+  // Appends one message's frames; needs ready(). Returns how many body
+  // frames the body took (after the method and header frames).
+  std::size_t encode(byte_buffer& out, bytes_view body) const {
     const std::size_t head = prefix_.size();
     const std::size_t frames = detail::body_frame_count(body.size(), max_payload_);
     std::uint8_t* p = out.extend(head + frames * frame_overhead + body.size());
     std::memcpy(p, prefix_.data(), head);
     detail::store64(p + body_size_at_, body.size());
     detail::put_publish_tail(p + head - 1, channel_, body, max_payload_);
+    return frames;
   }
 
  private:
