@@ -145,7 +145,7 @@ struct connect_options {
   // them). connection_name above, when set, wins over a "connection_name"
   // key here. connect() fails with std::errc::invalid_argument if the table
   // cannot be encoded (a key over 255 bytes), and with errc::frame_too_large
-  // if start-ok would exceed the 4096 bytes allowed before tuning.
+  // if they take start-ok over the 4096 bytes allowed before tuning.
   field_table client_properties;
 };
 

@@ -892,7 +892,10 @@ std::error_code connection_core::publish(const publish_frame_args& args,
     complete(done, failed(info(ec)));
     return ec;
   }
-  count_publish(body_frame_count(body.size(), std::max(frame_max_, frame_min_size) - frame_overhead));
+  ++counters_.publishes;
+  // Modulo 2^64: an empty body is one frame less than three.
+  publish_frames_other_than_three_ +=
+      body_frame_count(body.size(), std::max(frame_max_, frame_min_size) - frame_overhead) - 1;
   return published(*c, args.mandatory, args.exchange, args.routing_key, id, std::move(done),
                    sequence);
 }
@@ -908,7 +911,8 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
     complete(done, failed(info(ec, "the prepared publish was made for another connection")));
     return ec;
   }
-  count_publish(prepared.encode(out(), body));
+  prepared.encode(out(), body, publish_frames_other_than_three_);
+  ++counters_.publishes;
   return published(*c, prepared.mandatory(), prepared.exchange(), prepared.routing_key(), id,
                    std::move(done), sequence);
 }
@@ -921,7 +925,8 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
       prepared.frame_max() != publish_frame_max()) [[unlikely]]
     return publish(prepared, body, 0, {}, sequence);  // reports what is wrong
   channel_state& c = *channels_[ch];
-  count_publish(prepared.encode(out(), body));
+  prepared.encode(out(), body, publish_frames_other_than_three_);
+  ++counters_.publishes;
   if (!c.confirms.enabled()) {
     if (sequence) *sequence = 0;
     return detail::no_error;
@@ -999,11 +1004,10 @@ void connection_core::close(std::uint16_t code, std::string text, std::uint64_t 
   connection_close m;
   m.reply_code = code;
   m.reply_text = std::move(text);
-  if (error_info e = encode_method(out(), 0, m)) {
+  if (error_info e = encode_method(out(), 0, m, &counters_.frames_out)) {
     done.consume(failed(e));
     return;
   }
-  ++counters_.frames_out;
   if (logging())
     log(log_level::info, "closing the connection (" + std::to_string(code) + " " +
                              escaped(m.reply_text) + ")");

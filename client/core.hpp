@@ -137,11 +137,9 @@ class connection_core {
   const field_table& server_properties() const noexcept { return handshake_.server_properties(); }
   bool blocked() const noexcept { return blocked_; }
 
-  // This core's counters (publish frames are kept apart on the hot path and
-  // added in here).
   connection_counters counters() const noexcept {
     connection_counters c = counters_;
-    c.frames_out += 2 * c.publishes + publish_body_frames_;
+    c.frames_out += 3 * c.publishes + publish_frames_other_than_three_;
     return c;
   }
   // A line for connect_options::log (nothing when no sink is set).
@@ -187,9 +185,7 @@ class connection_core {
   template <class M>
   error_info send(std::uint16_t ch, const M& m) {
     if (check_channel(ch)) return channel_error(ch);
-    error_info e = encode_method(out(), ch, m);
-    if (!e) ++counters_.frames_out;
-    return e;
+    return encode_method(out(), ch, m, &counters_.frames_out);
   }
 
   // basic.consume; `consumer` is registered under the broker's tag at consume-ok.
@@ -301,12 +297,17 @@ class connection_core {
   }
 
   // Appends one method frame to `out`; if it cannot be encoded, or is larger
-  // than frame_max, appends nothing and returns why.
+  // than frame_max, appends nothing and returns why. `sent` (when given)
+  // counts the frame.
   template <class M>
-  error_info encode_method(byte_buffer& out, std::uint16_t ch, const M& m) const {
+  error_info encode_method(byte_buffer& out, std::uint16_t ch, const M& m,
+                           std::uint64_t* sent = nullptr) const {
     const std::size_t mark = out.size();
     const std::error_code ec = write_method_frame(out, ch, m);
-    if (!ec && (frame_max_ == 0 || out.size() - mark <= frame_max_)) return {};
+    if (!ec && (frame_max_ == 0 || out.size() - mark <= frame_max_)) {
+      if (sent) ++*sent;
+      return {};
+    }
     const std::size_t size = out.size() - mark;
     out.resize(mark);
     return encode_failure(M::name, ec ? ec : std::error_code(errc::frame_too_large), size);
@@ -332,11 +333,6 @@ class connection_core {
   // The next request of the channel goes on the wire if none is outstanding.
   void pump(channel_state& c) {
     if (c.requests.pump(out())) ++counters_.frames_out;
-  }
-  // A publish went into the output as 2 + body_frames frames.
-  void count_publish(std::size_t body_frames) noexcept {
-    ++counters_.publishes;
-    publish_body_frames_ += body_frames;
   }
 
   channel_state* publish_channel(std::uint16_t ch, completion& done, std::error_code& ec);
@@ -409,8 +405,10 @@ class connection_core {
   bool wrote_since_tick_ = false;
   bool blocked_ = false;
   std::size_t full_streams_ = 0;
+  // Publishes count as three frames each in counters(), plus this (see
+  // prepared_publish::encode): the publish path bumps two counters at most.
   connection_counters counters_;
-  std::uint64_t publish_body_frames_ = 0;  // frames_out of publishes: 2 each plus these
+  std::uint64_t publish_frames_other_than_three_ = 0;
 
   completion on_open_;
   std::uint64_t open_id_ = 0;

@@ -128,6 +128,18 @@ TEST_CASE("client properties: a start-ok that cannot be sent fails the handshake
   s.expect_silence();
 }
 
+TEST_CASE("client properties: a start-ok long by its password alone is still sent") {
+  // A long token as the password is the broker's to accept or refuse.
+  detail::core_config cfg;
+  cfg.params.password = std::string(5000, 't');
+  SUBCASE("without properties") {}
+  SUBCASE("with small ones") { cfg.client_properties.add("application", "billing"); }
+  script s(cfg);
+  const connection_start_ok ok = start_ok_of(s);
+  CHECK(ok.response.size() > 5000);
+  CHECK_FALSE(s.core.is_closed());
+}
+
 TEST_CASE("counters: a scripted exchange, frame by frame") {
   script s;
   s.handshake(broker_tune(2047, 131072, 10));
