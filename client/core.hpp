@@ -406,7 +406,8 @@ class connection_core {
   bool blocked_ = false;
   std::size_t full_streams_ = 0;
   // Publishes count as three frames each in counters(), plus this (see
-  // prepared_publish::encode): the publish path bumps two counters at most.
+  // prepared_publish::encode): a publish bumps one counter, this one only
+  // for an empty or a split body.
   connection_counters counters_;
   std::uint64_t publish_frames_other_than_three_ = 0;
 

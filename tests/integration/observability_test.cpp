@@ -163,6 +163,8 @@ TEST_CASE("counters run on across a recovery; the log follows it") {
     co_await ch.queue_declare(queue, {.auto_delete = false});
     co_await ch.confirm_select();
     co_await publish_confirmed(ch, queue, 20);
+    auto held = co_await ch.get(queue);  // not acked: requeued by the close
+    REQUIRE(held.has_value());
     const connection_counters before = conn.counters();
 
     const std::string pid = test::connection_pid(name);
@@ -171,6 +173,7 @@ TEST_CASE("counters run on across a recovery; the log follows it") {
     for (int i = 0; i < 200 && (conn.counters().recoveries == 0 || !conn.is_open()); ++i)
       co_await test::sleep_for(50ms);
     REQUIRE(conn.counters().recoveries == 1);
+    CHECK_FALSE(ch.ack(held->delivery_tag));  // stale: not sent, and logged
     co_await publish_confirmed(ch, queue, 30);
 
     const connection_counters c = conn.counters();
@@ -188,6 +191,9 @@ TEST_CASE("counters run on across a recovery; the log follows it") {
     CHECK(has_line(lines, log_level::warning, "connection lost, recovering"));
     CHECK(has_line(lines, log_level::info, "recovery: attempt 1 to amqp://"));
     CHECK(has_line(lines, log_level::info, "recovery: recovered on amqp://"));
+    CHECK(has_line(lines, log_level::warning,
+                   "delivery tag " + std::to_string(held->delivery_tag) +
+                       " is from before the last recovery; its ack is not sent"));
   });
 }
 
