@@ -30,6 +30,10 @@
 //     std::errc::resource_deadlock_would_occur. What does not wait is
 //     allowed there: the queries (is_open(), close_reason()...), ack, nack,
 //     reject, and stop_consuming() (which then does not wait for its cancels).
+//   - connect_options::log's sink is called on the I/O thread: it must not
+//     make blocking calls either (see log_sink in types.hpp), and it shares
+//     whatever it writes to with your threads. counters() may be called
+//     from any thread.
 //   - Do not destroy a connection while another thread is inside one of its
 //     calls. Channels and consumers may outlive their connection: once it is
 //     closed, their calls fail with errc::connection_closed.
