@@ -45,7 +45,7 @@ asio::awaitable<std::shared_ptr<driver>> open_one(const connection_params& param
   cfg.log = options.log;
   cfg.client_properties = options.client_properties;
   auto d = std::make_shared<driver>(ex, std::move(cfg), options);
-  emit(options.log, log_level::info, "connecting to " + to_uri(params, true));
+  if (options.log) emit(options.log, log_level::info, "connecting to " + to_uri(params, true));
   const auto limit = params.connection_timeout;
   const auto deadline = std::chrono::steady_clock::now() + limit;
 
@@ -162,8 +162,9 @@ asio::awaitable<std::shared_ptr<driver>> open_first(const std::vector<connection
     } catch (const error& e) {
       failed = e.info();
     }
-    emit(options.log, log_level::warning, "cannot connect to " + to_uri(candidates[i], true) +
-                                              ": " + escaped(failed->describe()));
+    if (options.log)
+      emit(options.log, log_level::warning,
+           "cannot connect to " + to_uri(candidates[i], true) + ": " + escaped(failed->describe()));
     failures.emplace_back(i, std::move(*failed));
   }
   if (failures.size() == 1) throw_error(std::move(failures.front().second));
