@@ -190,6 +190,7 @@ struct io_state : std::enable_shared_from_this<io_state> {
   // The I/O thread's own (and, once finished, anyone's under m).
   warren::connection conn;
   error_info final_reason;
+  connection_counters final_counters;
   std::vector<std::weak_ptr<channel_state>> channels;
 
   ~io_state() {
@@ -469,7 +470,10 @@ asio::awaitable<void> close_connection(io_state* s, std::uint16_t code, std::str
 // On the I/O thread, once the connection is closed: every start_consuming()
 // learns why, and the pumps end.
 void io_state::stop_everything() {
-  if (conn) final_reason = conn.close_reason();
+  if (conn) {
+    final_reason = conn.close_reason();
+    final_counters = conn.counters();
+  }
   if (!final_reason) final_reason = connection_gone();
   fail_consumers(false);
   for (auto& weak : channels) {
@@ -997,6 +1001,11 @@ field_table connection::server_properties() const {
   return state_ ? state_->server_properties : field_table{};
 }
 std::string connection::endpoint() const { return state_ ? state_->endpoint : std::string(); }
+connection_counters connection::counters() const {
+  if (!state_) return {};
+  auto* s = state_.get();
+  return s->query([s] { return s->conn ? s->conn.counters() : s->final_counters; });
+}
 asio::any_io_executor connection::get_executor() const {
   if (!state_) return {};
   return state_->io.get_executor();

@@ -30,6 +30,10 @@
 //     std::errc::resource_deadlock_would_occur. What does not wait is
 //     allowed there: the queries (is_open(), close_reason()...), ack, nack,
 //     reject, and stop_consuming() (which then does not wait for its cancels).
+//   - connect_options::log's sink is called on the I/O thread: it must not
+//     make blocking calls either (see log_sink in types.hpp), and it shares
+//     whatever it writes to with your threads. counters() may be called
+//     from any thread.
 //   - Do not destroy a connection while another thread is inside one of its
 //     calls. Channels and consumers may outlive their connection: once it is
 //     closed, their calls fail with errc::connection_closed.
@@ -181,6 +185,11 @@ class connection {
   field_table server_properties() const;
   // The endpoint reached, as a URI with the password shown as "***".
   std::string endpoint() const;
+  // What the connection has done so far (see connection_counters). Safe
+  // from any thread at any time: the copy is taken on the I/O thread (so it
+  // waits for the call that thread is serving, if any), or directly when
+  // called there; after the connection closed, the final counts.
+  connection_counters counters() const;
 
   // The I/O thread's executor, for code that wants to run there (with the
   // coroutine API, say). Blocking calls from there are refused (see above).

@@ -202,6 +202,12 @@ std::string connection::current_queue_name(std::string_view queue) const {
   return handle_->rec ? handle_->rec->topo.current(std::string(queue)) : std::string(queue);
 }
 bool connection::recovering() const noexcept { return handle_->rec && handle_->rec->recovering(); }
+connection_counters connection::counters() const noexcept {
+  if (!handle_) return {};
+  connection_counters c = handle_->earlier;
+  c += handle_->impl->core_.counters();
+  return c;
+}
 
 // ---- channel ---------------------------------------------------------------
 
@@ -445,6 +451,12 @@ bool wire_tag(detail::logical_channel& h, std::uint64_t& tag) {
   const bool lost = !rec->stopped() && !rec->gave_up() && (rec->recovering() || !h.core().is_open());
   if (lost || tag <= h.tag_offset) {
     ++h.stale_acks;
+    const auto& core = h.core();
+    if (core.logging())
+      core.log(log_level::warning, "channel " + std::to_string(h.id) + ": delivery tag " +
+                                       std::to_string(tag) +
+                                       " is from before the last recovery; its ack is not sent "
+                                       "(the broker delivers that message again)");
     return false;
   }
   tag -= h.tag_offset;

@@ -127,6 +127,26 @@ struct connect_options {
   std::shared_ptr<asio::ssl::context> tls_context;
   // Off by default.
   recovery_options recovery;
+  // The logging hook: connection lifecycle (connecting, connected, closing,
+  // closed, closed by the broker with its code and text, connection or
+  // channel failures), heartbeats missed, blocked and unblocked, recovery
+  // (lost, reconnecting, recovered, gave up, a declaration it could not
+  // replay), and protocol warnings (a stale ack not sent, returns dropped,
+  // a channel or consumer the broker closed, a late reply). See log_sink in
+  // types.hpp for the thread it runs on and what it must not do. Empty (the
+  // default): nothing is logged, at no cost.
+  log_sink log;
+  // Sent in connection.start-ok's client-properties next to the client's own
+  // (product, version, platform, information, capabilities) and
+  // connection_name; rabbitmqctl list_connections client_properties and the
+  // management UI show them. A key of yours replaces the client's, except
+  // "capabilities": entries of a capabilities table you give are added,
+  // but the client's own capabilities keep their values (it relies on
+  // them). connection_name above, when set, wins over a "connection_name"
+  // key here. connect() fails with std::errc::invalid_argument if the table
+  // cannot be encoded (a key over 255 bytes), and with errc::frame_too_large
+  // if they take start-ok over the 4096 bytes allowed before tuning.
+  field_table client_properties;
 };
 
 
@@ -170,6 +190,11 @@ class connection {
   std::string current_queue_name(std::string_view queue) const;
   // With recovery on: whether a recovery is running now.
   bool recovering() const noexcept;
+  // What the connection has done so far (see connection_counters): a few
+  // plain integers the connection bumps as it goes, copied out here, so call
+  // it, like any member, on the connection's executor. With recovery on,
+  // the counts run on across recoveries.
+  connection_counters counters() const noexcept;
 
   explicit operator bool() const noexcept { return static_cast<bool>(handle_); }
 

@@ -1,6 +1,9 @@
 #include "warren/client/core.hpp"
 
 #include <algorithm>
+#include <bit>
+
+#include "warren/client/log.hpp"
 
 
 namespace warren::detail {
@@ -56,8 +59,13 @@ error_info connection_core::encode_failure(std::string_view method, std::error_c
   return info(ec, std::move(text));
 }
 
+void connection_core::log(log_level level, std::string_view text) const noexcept {
+  emit(cfg_.log, level, text);
+}
+
 connection_core::connection_core(core_config cfg)
     : cfg_(std::move(cfg)), handshake_(cfg_.params, cfg_.connection_name) {
+  handshake_.set_client_properties(cfg_.client_properties);
   channels_.push_back(std::make_unique<channel_state>(cfg_.max_body_size));
 }
 
@@ -70,6 +78,7 @@ void connection_core::start(completion on_open, std::uint64_t id) {
 
 void connection_core::on_read(std::size_t n) {
   parser_.commit(n);
+  counters_.bytes_in += n;
   if (n != 0) read_since_tick_ = true;
   process_frames();
   if (owed_ > cfg_.max_owed_output && phase_ != phase::closed)
@@ -89,6 +98,7 @@ void connection_core::take_output(byte_buffer& into) {
   output_.clear();
   service_requested_ = false;
   owed_ = 0;
+  counters_.bytes_out += into.size();
   if (!into.empty()) wrote_since_tick_ = true;
   notify_writable();
 }
@@ -106,6 +116,7 @@ void connection_core::process_frames() {
         protocol_error(reply_code::frame_error, ec, ec.message());
       return;
     }
+    ++counters_.frames_in;
     on_frame(f);
   }
 }
@@ -197,6 +208,10 @@ void connection_core::on_handshake_step(handshake::step st) {
   channel_max_ = handshake_.channel_max();
   frame_max_ = handshake_.frame_max();
   heartbeat_ = handshake_.heartbeat();
+  if (logging())
+    log(log_level::debug, "tuned: channel_max " + std::to_string(channel_max_) + ", frame_max " +
+                              std::to_string(frame_max_) + ", heartbeat " +
+                              std::to_string(heartbeat_) + " s");
   // "No limit" from both sides still gets a client limit: one frame header
   // must not be able to make the parser expect gigabytes.
   parser_.set_frame_max(frame_max_ == 0 ? cfg_.unlimited_frame_cap : frame_max_);
@@ -226,7 +241,12 @@ void connection_core::on_connection_method(bytes_view payload) {
     case connection_tune::key:
     case connection_open_ok::key:
       if (!handshake_.expects(key)) return wrong_phase();
-      on_handshake_step(handshake_.on_method(key, m, out()));
+      {
+        const std::uint64_t before = handshake_.frames_written();
+        const handshake::step st = handshake_.on_method(key, m, out());
+        counters_.frames_out += handshake_.frames_written() - before;
+        on_handshake_step(st);
+      }
       return;
     case connection_close::key: {
       const auto& close = std::get<connection_close>(m);
@@ -244,8 +264,12 @@ void connection_core::on_connection_method(bytes_view payload) {
         phase_ = phase::closed;
         op_result ok;
         complete(close_waiter_.done, std::move(ok));
+        if (logging()) log(log_level::info, "connection closed (the broker closed it too: " +
+                                                escaped(why.describe()) + ")");
+      } else if (phase_ == phase::open && logging()) {
+        log(log_level::warning, "the broker closed the connection: " + escaped(why.describe()));
       }
-      fail_all(why);
+      fail_all(why, false);
       return;
     }
     case connection_close_ok::key: {
@@ -253,15 +277,20 @@ void connection_core::on_connection_method(bytes_view payload) {
       phase_ = phase::closed;
       op_result ok;
       complete(close_waiter_.done, std::move(ok));
-      fail_all(close_reason_);
+      log(log_level::info, "connection closed");
+      fail_all(close_reason_, false);
       return;
     }
     case connection_blocked::key:
+      if (logging())
+        log(log_level::warning, "the broker blocked publishing: " +
+                                    escaped(std::get<connection_blocked>(m).reason));
       blocked_ = true;
       event_ = connection_notice{connection_event_type::blocked,
                                 std::move(std::get<connection_blocked>(m).reason)};
       break;
     case connection_unblocked::key:
+      log(log_level::info, "the broker unblocked publishing");
       blocked_ = false;
       event_ = connection_notice{connection_event_type::unblocked, {}};
       notify_writable();
@@ -336,6 +365,9 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
       if (ec) break;
       reply(ch, channel_close_ok{});
       error_info why = from_close(close);
+      if (logging())
+        log(log_level::warning, "the broker closed channel " + std::to_string(ch) + ": " +
+                                    escaped(why.describe()));
       if (c.state == channel_state::status::closing && !c.requests.empty() &&
           c.requests.back().key == channel_close::key) {
         // Closed from both sides at once: theirs answers ours.
@@ -362,6 +394,9 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
       basic_cancel cancel;
       ec = decode_method_as(payload, cancel);
       if (ec) break;
+      if (logging())
+        log(log_level::warning, "the broker cancelled consumer '" + escaped(cancel.consumer_tag) +
+                                    "' on channel " + std::to_string(ch));
       c.consumers.end(cancel.consumer_tag,
                       info(errc::consumer_cancelled,
                            "the broker cancelled consumer '" + cancel.consumer_tag + "'"));
@@ -413,7 +448,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       if (!req.done) {
         // Opened for nobody (the open was cancelled): close it again so the
         // id is not lost.
-        c.requests.pump(out());
+        pump(c);
         close_channel(ch, 0, {});
         return;
       }
@@ -426,7 +461,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
       if (!req.done) {
         // The user gave up waiting: do not leave a consumer nobody reads.
         // Its cancel is queued behind this reply, below.
-        c.requests.pump(out());
+        pump(c);
         abandon_consumer(req.consumer);
         return;
       }
@@ -445,7 +480,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
     fail_channel(ch, info(errc::channel_closed, "channel closed by the client"));
     return;
   }
-  c.requests.pump(out());
+  pump(c);
 }
 
 void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
@@ -459,6 +494,7 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
     return;
   }
   if (target == channel_state::target::deliver) {
+    ++counters_.deliveries;
     consumer_state* s = c.consumers.find(c.deliver.consumer_tag);
     if (s == nullptr) {
       // A consumer nobody registered (RabbitMQ sends none after cancel-ok):
@@ -493,7 +529,7 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
         // (closing the channel gives it back anyway).
         requeue(ch, msg.delivery_tag);
       }
-      c.requests.pump(out());
+      pump(c);
       return;
     }
     case channel_state::target::returned: {
@@ -551,15 +587,18 @@ void connection_core::on_confirm(channel_state& c, std::uint64_t tag, bool multi
                    "basic.ack/nack on a channel not in confirm mode");
     return;
   }
+  const std::uint64_t before = c.confirms.unconfirmed();
   if (!c.confirms.on_confirm(tag, multiple, ack)) {
     protocol_error(reply_code::precondition_failed, errc::unexpected_frame,
                    "confirm for unknown publish sequence number " + std::to_string(tag));
     return;
   }
+  (ack ? counters_.acks : counters_.nacks) += before - c.confirms.unconfirmed();
   if (!c.writable_waiters.empty()) notify_writable();
 }
 
 void connection_core::on_return(channel_state& c, returned_message&& r) {
+  ++counters_.returns;
   // A publish() awaiting its outcome learns of the return there.
   const bool reported = c.confirms.enabled() &&
                         c.confirms.on_return(r.reply_code, r.reply_text, r.exchange, r.routing_key);
@@ -573,7 +612,13 @@ void connection_core::on_return(channel_state& c, returned_message&& r) {
   // Never a reason to stop reading: the ack the publisher waits for may be
   // right behind the returns nobody reads.
   if (c.returns.size() >= cfg_.max_returns_buffered) {
-    ++c.returns_dropped;
+    // Logged at the 1st, 2nd, 4th, 8th... drop: a flood of returns is not
+    // a flood of lines.
+    if (std::has_single_bit(++c.returns_dropped) && logging())
+      log(log_level::warning, std::to_string(c.returns_dropped) +
+                                  " basic.return messages dropped so far: " +
+                                  std::to_string(cfg_.max_returns_buffered) +
+                                  " wait unread (channel::next_return)");
     return;
   }
   c.returns.push_back(std::move(r));
@@ -686,7 +731,7 @@ void connection_core::enqueue_request(std::uint16_t ch, std::uint32_t key,
   req.frame = std::move(frame);
   req.done = std::move(done);
   req.consumer = std::move(consumer);
-  c->requests.push(std::move(req), out());
+  if (c->requests.push(std::move(req), out())) ++counters_.frames_out;
 }
 
 std::uint16_t connection_core::open_channel(std::uint64_t id, completion done) {
@@ -847,6 +892,10 @@ std::error_code connection_core::publish(const publish_frame_args& args,
     complete(done, failed(info(ec)));
     return ec;
   }
+  ++counters_.publishes;
+  // Modulo 2^64: an empty body is one frame less than three.
+  publish_frames_other_than_three_ +=
+      body_frame_count(body.size(), std::max(frame_max_, frame_min_size) - frame_overhead) - 1;
   return published(*c, args.mandatory, args.exchange, args.routing_key, id, std::move(done),
                    sequence);
 }
@@ -862,7 +911,8 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
     complete(done, failed(info(ec, "the prepared publish was made for another connection")));
     return ec;
   }
-  prepared.encode(out(), body);
+  prepared.encode(out(), body, publish_frames_other_than_three_);
+  ++counters_.publishes;
   return published(*c, prepared.mandatory(), prepared.exchange(), prepared.routing_key(), id,
                    std::move(done), sequence);
 }
@@ -875,7 +925,8 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
       prepared.frame_max() != publish_frame_max()) [[unlikely]]
     return publish(prepared, body, 0, {}, sequence);  // reports what is wrong
   channel_state& c = *channels_[ch];
-  prepared.encode(out(), body);
+  prepared.encode(out(), body, publish_frames_other_than_three_);
+  ++counters_.publishes;
   if (!c.confirms.enabled()) {
     if (sequence) *sequence = 0;
     return detail::no_error;
@@ -953,10 +1004,13 @@ void connection_core::close(std::uint16_t code, std::string text, std::uint64_t 
   connection_close m;
   m.reply_code = code;
   m.reply_text = std::move(text);
-  if (error_info e = encode_method(out(), 0, m)) {
+  if (error_info e = encode_method(out(), 0, m, &counters_.frames_out)) {
     done.consume(failed(e));
     return;
   }
+  if (logging())
+    log(log_level::info, "closing the connection (" + std::to_string(code) + " " +
+                             escaped(m.reply_text) + ")");
   close_waiter_ = {id, std::move(done)};
   if (phase_ != phase::open) {
     // Mid-handshake: nothing to wait for.
@@ -1014,6 +1068,7 @@ void connection_core::request_expired(std::uint16_t ch, const pending_request& r
   }
   const bool closing = req.key == channel_close::key;
   error_info why = info(errc::timeout, text + "; the channel is closed");
+  if (logging()) log(log_level::warning, "channel " + std::to_string(ch) + ": " + why.text);
   fail_channel(ch, why);
   // The broker may still answer: the id stays taken until it answers our
   // close, and everything else it sends there is dropped.
@@ -1023,18 +1078,30 @@ void connection_core::request_expired(std::uint16_t ch, const pending_request& r
     close.reply_code = static_cast<std::uint16_t>(reply_code::reply_success);
     close.reply_text = "closed by the client: a reply timed out";
     encode_method_frame(out(), ch, close);
+    ++counters_.frames_out;
   }
 }
 
 void connection_core::heartbeat_tick(bool unread_waiting) {
   if (heartbeat_ == 0 || (phase_ != phase::open && phase_ != phase::closing)) return;
-  if (!wrote_since_tick_ && output_.empty()) write_heartbeat(out());
+  if (!wrote_since_tick_ && output_.empty()) {
+    write_heartbeat(out());
+    ++counters_.frames_out;
+    ++counters_.heartbeats_sent;
+  }
   wrote_since_tick_ = false;
   // Paused, the driver does not read: bytes waiting unread are the peer's
   // sign of life. Pausing alone proves nothing.
   if (read_since_tick_ || (reading_paused() && unread_waiting))
     silent_ticks_ = 0;
-  else if (++silent_ticks_ >= 4)
+  else if (++silent_ticks_ % 2 == 0) {
+    // Another whole interval without a byte from the broker.
+    ++counters_.heartbeats_missed;
+    if (silent_ticks_ < 4 && logging())
+      log(log_level::warning, "heartbeat missed: nothing from the broker for " +
+                                  std::to_string(heartbeat_) + " s");
+  }
+  if (silent_ticks_ >= 4)
     fail_all(info(errc::heartbeat_timeout, "no data from the broker for " +
                                                std::to_string(2 * heartbeat_) + " s"));
   read_since_tick_ = false;
@@ -1079,7 +1146,9 @@ std::size_t connection_core::channel_state::fail(const error_info& why) {
   return consumers.fail(why);
 }
 
-void connection_core::fail_all(const error_info& why) {
+void connection_core::fail_all(const error_info& why, bool report) {
+  if (report && (phase_ == phase::open || phase_ == phase::closing) && logging())
+    log(log_level::error, "connection failed: " + escaped(why.describe()));
   if (phase_ != phase::closing || !close_reason_) close_reason_ = why;
   phase_ = phase::closed;
   complete(on_open_, failed(why));
@@ -1102,6 +1171,7 @@ void connection_core::protocol_error(reply_code code, std::error_code ec, std::s
   m.reply_code = static_cast<std::uint16_t>(code);
   m.reply_text = text.substr(0, 255);
   encode_method_frame(out(), 0, m);
+  ++counters_.frames_out;
   error_info why = info(ec, std::move(text));
   fail_all(why);
 }
@@ -1112,13 +1182,16 @@ void connection_core::abort(const error_info& why) {
 
 void connection_core::on_transport_error(std::error_code ec, std::string text) {
   if (phase_ == phase::closed) return;
-  if (phase_ == phase::closing) {
+  const bool closing = phase_ == phase::closing;
+  if (closing) {
     // The broker may drop the socket right after close-ok: that is a close.
     op_result ok;
     complete(close_waiter_.done, std::move(ok));
+    log(log_level::info, "connection closed (the broker dropped the socket)");
   }
   fail_all(info(errc::connection_lost,
-                text.empty() ? "connection lost: " + ec.message() : std::move(text)));
+                text.empty() ? "connection lost: " + ec.message() : std::move(text)),
+           !closing);
 }
 
 }  // namespace warren::detail

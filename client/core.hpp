@@ -53,6 +53,9 @@ struct core_config {
   // A channel whose reply is late is failed with errc::timeout and closed;
   // a late connection.close-ok or update-secret-ok fails the connection.
   std::chrono::milliseconds request_timeout{60000};
+  // connect_options::log and ::client_properties.
+  log_sink log;
+  field_table client_properties;
 };
 
 // What the core needs of its driver, reported as it arises: bytes to send
@@ -134,6 +137,15 @@ class connection_core {
   const field_table& server_properties() const noexcept { return handshake_.server_properties(); }
   bool blocked() const noexcept { return blocked_; }
 
+  connection_counters counters() const noexcept {
+    connection_counters c = counters_;
+    c.frames_out += 3 * c.publishes + publish_frames_other_than_three_;
+    return c;
+  }
+  // A line for connect_options::log (nothing when no sink is set).
+  bool logging() const noexcept { return static_cast<bool>(cfg_.log); }
+  void log(log_level level, std::string_view text) const noexcept;
+
   // ---- user operations ---------------------------------------------------
   // Every operation that completes later takes an id (from next_op_id()) so
   // that cancel_op(id) can withdraw it.
@@ -173,7 +185,7 @@ class connection_core {
   template <class M>
   error_info send(std::uint16_t ch, const M& m) {
     if (check_channel(ch)) return channel_error(ch);
-    return encode_method(out(), ch, m);
+    return encode_method(out(), ch, m, &counters_.frames_out);
   }
 
   // basic.consume; `consumer` is registered under the broker's tag at consume-ok.
@@ -285,12 +297,17 @@ class connection_core {
   }
 
   // Appends one method frame to `out`; if it cannot be encoded, or is larger
-  // than frame_max, appends nothing and returns why.
+  // than frame_max, appends nothing and returns why. `sent` (when given)
+  // counts the frame.
   template <class M>
-  error_info encode_method(byte_buffer& out, std::uint16_t ch, const M& m) const {
+  error_info encode_method(byte_buffer& out, std::uint16_t ch, const M& m,
+                           std::uint64_t* sent = nullptr) const {
     const std::size_t mark = out.size();
     const std::error_code ec = write_method_frame(out, ch, m);
-    if (!ec && (frame_max_ == 0 || out.size() - mark <= frame_max_)) return {};
+    if (!ec && (frame_max_ == 0 || out.size() - mark <= frame_max_)) {
+      if (sent) ++*sent;
+      return {};
+    }
     const std::size_t size = out.size() - mark;
     out.resize(mark);
     return encode_failure(M::name, ec ? ec : std::error_code(errc::frame_too_large), size);
@@ -302,6 +319,7 @@ class connection_core {
   void reply(std::uint16_t ch, const M& m) {
     const std::size_t before = output_.size();
     encode_method_frame(out(), ch, m);
+    ++counters_.frames_out;
     owed_ += output_.size() - before;
   }
   // For frames built by the core itself, whose fields it controls.
@@ -312,6 +330,11 @@ class connection_core {
 
   // The channel a publish goes to, or nullptr (and `done` failed, the error
   // returned in `ec`) if it cannot take one.
+  // The next request of the channel goes on the wire if none is outstanding.
+  void pump(channel_state& c) {
+    if (c.requests.pump(out())) ++counters_.frames_out;
+  }
+
   channel_state* publish_channel(std::uint16_t ch, completion& done, std::error_code& ec);
   // Bookkeeping after a publish was encoded: its sequence number and confirm.
   std::error_code published(channel_state& c, bool mandatory, std::string_view exchange,
@@ -355,7 +378,8 @@ class connection_core {
   // A reply did not come in time: fail the channel (or the connection).
   void request_expired(std::uint16_t ch, const pending_request& req);
   // The connection is gone: fail everything pending with `why`.
-  void fail_all(const error_info& why);
+  // `report`: log it as a failure (unless the connection was not open).
+  void fail_all(const error_info& why, bool report = true);
   // The channel is gone: fail what is pending on it and free its id.
   void fail_channel(std::uint16_t ch, const error_info& why);
   void notify_writable();
@@ -381,6 +405,11 @@ class connection_core {
   bool wrote_since_tick_ = false;
   bool blocked_ = false;
   std::size_t full_streams_ = 0;
+  // Publishes count as three frames each in counters(), plus this (see
+  // prepared_publish::encode): a publish bumps one counter, this one only
+  // for an empty or a split body.
+  connection_counters counters_;
+  std::uint64_t publish_frames_other_than_three_ = 0;
 
   completion on_open_;
   std::uint64_t open_id_ = 0;

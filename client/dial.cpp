@@ -11,6 +11,7 @@
 #include <random>
 
 #include "warren/client/driver.hpp"
+#include "warren/client/log.hpp"
 #include "warren/client/tcp_transport.hpp"
 #include "warren/client/timeout.hpp"
 #if WARREN_WITH_TLS
@@ -41,7 +42,10 @@ asio::awaitable<std::shared_ptr<driver>> open_one(const connection_params& param
   cfg.params = params;
   cfg.connection_name = options.connection_name;
   cfg.max_body_size = options.max_body_size;
+  cfg.log = options.log;
+  cfg.client_properties = options.client_properties;
   auto d = std::make_shared<driver>(ex, std::move(cfg), options);
+  if (options.log) emit(options.log, log_level::info, "connecting to " + to_uri(params, true));
   const auto limit = params.connection_timeout;
   const auto deadline = std::chrono::steady_clock::now() + limit;
 
@@ -74,12 +78,29 @@ asio::awaitable<std::shared_ptr<driver>> open_one(const connection_params& param
   // the handshake.
   if (late) throw_error(make_info(errc::timeout, "no AMQP connection to " + where_of(params) +
                                                      " within " + std::to_string(limit.count()) + " ms"));
+  if (options.log) {
+    std::string server;
+    const field_table& props = d->core_.server_properties();
+    for (const char* key : {"product", "version"})
+      if (const auto* v = props.find(key))
+        if (const auto* text = std::get_if<std::string>(&v->variant())) server += " " + escaped(*text);
+    emit(options.log, log_level::info,
+         "connected to " + to_uri(params, true) + (server.empty() ? "" : " (" + server.substr(1) + ")"));
+  }
   co_return d;
 }
 
 }  // namespace
 
 void check_connect_options(const connect_options& options) {
+  if (!options.client_properties.empty()) {
+    byte_buffer scratch;
+    writer w(scratch);
+    encode_table(w, options.client_properties);
+    if (!w.ok())
+      throw_error(make_info(std::make_error_code(std::errc::invalid_argument),
+                            "client_properties cannot be encoded: " + w.error().message()));
+  }
   if (options.receive_batch_bytes > (std::size_t{4} << 20))
     throw_error(make_info(std::make_error_code(std::errc::invalid_argument),
                           "receive_batch_bytes is over 4 MiB"));
@@ -141,6 +162,9 @@ asio::awaitable<std::shared_ptr<driver>> open_first(const std::vector<connection
     } catch (const error& e) {
       failed = e.info();
     }
+    if (options.log)
+      emit(options.log, log_level::warning,
+           "cannot connect to " + to_uri(candidates[i], true) + ": " + escaped(failed->describe()));
     failures.emplace_back(i, std::move(*failed));
   }
   if (failures.size() == 1) throw_error(std::move(failures.front().second));

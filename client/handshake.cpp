@@ -19,13 +19,31 @@ constexpr std::uint32_t negotiate_limit(std::uint32_t ours, std::uint32_t theirs
   return std::min(ours, theirs);
 }
 
-// The handshake's frames, whose fields it controls, always encode.
+}  // namespace
+
+// The handshake's frames, whose fields it controls, always encode (start-ok,
+// which carries the user's properties, is checked before).
 template <class M>
-void put(byte_buffer& out, const M& m) {
+void handshake::put(byte_buffer& out, const M& m) {
   write_method_frame(out, 0, m);
+  ++frames_written_;
 }
 
-}  // namespace
+void merge_client_properties(field_table& ours, const field_table& theirs) {
+  for (const field_entry& e : theirs.entries) {
+    if (e.name == "capabilities") {
+      const auto* extra = std::get_if<field_table>(&e.value.variant());
+      field_value* own = ours.find("capabilities");
+      auto* caps = own ? std::get_if<field_table>(&own->variant()) : nullptr;
+      if (extra == nullptr || caps == nullptr) continue;
+      for (const field_entry& c : extra->entries)
+        if (caps->find(c.name) == nullptr) caps->add(c.name, c.value);
+      continue;
+    }
+    if (e.name == "connection_name" && ours.find("connection_name") != nullptr) continue;
+    ours.set(e.name, e.value);
+  }
+}
 
 handshake::handshake(const connection_params& params, std::string connection_name,
                      std::string product)
@@ -90,10 +108,36 @@ handshake::step handshake::on_start(const connection_start& start, byte_buffer& 
       .add("information", "AMQP 0-9-1 client")
       .add("capabilities", std::move(caps));
   if (!connection_name_.empty()) ok.client_properties.add("connection_name", connection_name_);
+  field_table own;
+  if (!extra_properties_.empty()) own = ok.client_properties;
+  merge_client_properties(ok.client_properties, extra_properties_);
   ok.mechanism = std::string(sasl_mechanism_name(mech));
   ok.response = sasl_response(mech, params_.username, params_.password);
   ok.locale = "en_US";
-  put(out, ok);
+  // Until tune, no frame may exceed frame_min_size. When the user's
+  // properties are what takes start-ok over it, nothing is sent; a start-ok
+  // too big by itself (a long token as the password) is the broker's to
+  // judge, as it always was.
+  const std::size_t mark = out.size();
+  const std::error_code ec = write_method_frame(out, 0, ok);
+  const std::size_t size = out.size() - mark;
+  bool too_big = false;
+  if (!ec && size > frame_min_size && !extra_properties_.empty()) {
+    ok.client_properties = std::move(own);
+    byte_buffer without;
+    write_method_frame(without, 0, ok);
+    too_big = without.size() <= frame_min_size;
+  }
+  if (ec || too_big) {
+    out.resize(mark);
+    if (ec)
+      return fail(ec, "connection.start-ok cannot be encoded (client_properties): " + ec.message());
+    return fail(errc::frame_too_large,
+                "connection.start-ok is " + std::to_string(size) + " bytes with the client " +
+                    "properties, over the " + std::to_string(frame_min_size) +
+                    " bytes a frame may have before tuning");
+  }
+  ++frames_written_;
   state_ = state::tune;
   return step::more;
 }

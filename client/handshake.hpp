@@ -24,6 +24,10 @@ class handshake {
   handshake(const connection_params& params, std::string connection_name,
             std::string product = "warren");
 
+  // The user's client properties (connect_options::client_properties),
+  // merged into start-ok's: see merge_client_properties.
+  void set_client_properties(field_table extra) { extra_properties_ = std::move(extra); }
+
   // Appends the protocol header: the client speaks first.
   void begin(byte_buffer& out);
 
@@ -44,11 +48,15 @@ class handshake {
   std::uint32_t frame_max() const noexcept { return frame_max_; }
   std::uint16_t heartbeat() const noexcept { return heartbeat_; }
   const field_table& server_properties() const noexcept { return server_properties_; }
+  // Frames appended to `out` so far (the protocol header is none).
+  std::uint64_t frames_written() const noexcept { return frames_written_; }
 
  private:
   step fail(std::error_code ec, std::string text);
   step on_start(const connection_start& start, byte_buffer& out);
   step on_tune(const connection_tune& tune, byte_buffer& out);
+  template <class M>
+  void put(byte_buffer& out, const M& m);
 
   connection_params params_;
   std::string connection_name_;
@@ -59,6 +67,16 @@ class handshake {
   std::uint32_t frame_max_ = 0;
   std::uint16_t heartbeat_ = 0;
   field_table server_properties_;
+  field_table extra_properties_;
+  std::uint64_t frames_written_ = 0;
 };
+
+// The user's client properties merged into the client's own: a key of the
+// user's replaces the client's (product, version, platform, information),
+// except "capabilities", whose entries are only added to the client's
+// (the client's own capabilities keep their values: it relies on them), and
+// "connection_name", which connect_options::connection_name sets when it is
+// not empty. A "capabilities" that is not a table is ignored.
+void merge_client_properties(field_table& ours, const field_table& theirs);
 
 }  // namespace warren::detail

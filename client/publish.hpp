@@ -143,9 +143,22 @@ class prepared_publish {
 
   // Appends one message's frames; needs ready().
   void encode(byte_buffer& out, bytes_view body) const {
+    std::uint64_t uncounted = 0;
+    encode(out, body, uncounted);
+  }
+  // The same for a connection that counts its frames: a message is taken to
+  // be three frames (method, header, one body frame), and `other_than_three`
+  // receives the difference when it is not (an empty body, or one split over
+  // several frames), modulo 2^64 so that -1 is a wrap. The common case costs
+  // no counting at all.
+  void encode(byte_buffer& out, bytes_view body, std::uint64_t& other_than_three) const {
     const std::size_t head = prefix_.size();
-    const std::size_t frames = detail::body_frame_count(body.size(), max_payload_);
-    std::uint8_t* p = out.extend(head + frames * frame_overhead + body.size());
+    std::size_t body_frames = 1;
+    if (body.size() - 1 >= max_payload_) [[unlikely]] {
+      body_frames = detail::body_frame_count(body.size(), max_payload_);
+      other_than_three += body_frames - 1;
+    }
+    std::uint8_t* p = out.extend(head + body_frames * frame_overhead + body.size());
     std::memcpy(p, prefix_.data(), head);
     detail::store64(p + body_size_at_, body.size());
     detail::put_publish_tail(p + head - 1, channel_, body, max_payload_);

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "warren/client/dial.hpp"
+#include "warren/client/log.hpp"
 
 namespace warren::detail {
 
@@ -229,6 +230,8 @@ asio::awaitable<void> recovery::run(std::weak_ptr<connection_handle> weak_handle
       // The new connection takes over: the handles now reach it.
       auto d = std::move(attempt_);
       auto old = std::exchange(handle->impl, d);
+      handle->earlier += old->core_.counters();
+      ++handle->earlier.recoveries;
       watch(handle, *d);
       state_ = state::running;
       connection_notice done;
@@ -381,6 +384,30 @@ asio::awaitable<void> recovery::wait_change_for(std::chrono::milliseconds limit)
 }
 
 void recovery::notice(connection_notice n) {
+  if (options_.log) {
+    switch (n.type) {
+      case connection_event_type::lost:
+        emit(options_.log, log_level::warning,
+             "connection lost, recovering: " + escaped(n.reason));
+        break;
+      case connection_event_type::reconnecting:
+        emit(options_.log, log_level::info,
+             "recovery: attempt " + std::to_string(n.attempt) + " to " + n.endpoint);
+        break;
+      case connection_event_type::recovered:
+        emit(options_.log, log_level::info, "recovery: recovered on " + n.endpoint);
+        break;
+      case connection_event_type::gave_up:
+        emit(options_.log, log_level::error, "recovery gave up: " + escaped(n.reason));
+        break;
+      case connection_event_type::replay_failed:
+        emit(options_.log, log_level::warning,
+             "recovery: could not declare again: " + escaped(n.reason));
+        break;
+      case connection_event_type::blocked:
+      case connection_event_type::unblocked: break;
+    }
+  }
   if (notices_.size() == max_notices) notices_.pop_front();
   notices_.push_back(std::move(n));
   changed();

@@ -22,6 +22,8 @@ class recovery;
 struct connection_handle {
   std::shared_ptr<driver> impl;
   std::shared_ptr<recovery> rec;  // null: recovery is off
+  // The counts of the connections recovery replaced (and its recoveries).
+  connection_counters earlier;
   connection_handle() = default;
   connection_handle(const connection_handle&) = delete;
   connection_handle& operator=(const connection_handle&) = delete;

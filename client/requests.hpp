@@ -44,10 +44,11 @@ class request_queue {
     return std::find(r.begin(), r.end(), reply) != r.end();
   }
 
-  // Queues a request; it goes on the wire (into `out`) once nothing else is.
-  void push(pending_request req, byte_buffer& out) {
+  // Queues a request; it goes on the wire (into `out`) once nothing else
+  // is. True when it (or another) went on the wire now.
+  bool push(pending_request req, byte_buffer& out) {
     queue_.push_back(std::move(req));
-    pump(out);
+    return pump(out);
   }
   pending_request pop_front() {
     pending_request req = std::move(queue_.front());
@@ -55,13 +56,15 @@ class request_queue {
     return req;
   }
   void pop_back() { queue_.pop_back(); }
-  // Puts the next request on the wire if none is outstanding.
-  void pump(byte_buffer& out) {
-    if (queue_.empty() || queue_.front().sent) return;
+  // Puts the next request on the wire if none is outstanding; true when it
+  // wrote one.
+  bool pump(byte_buffer& out) {
+    if (queue_.empty() || queue_.front().sent) return false;
     pending_request& req = queue_.front();
     out.append(req.frame.data(), req.frame.size());
     req.frame = byte_buffer();
     req.sent = true;
+    return true;
   }
 
   // Fails the requests not yet on the wire (the channel is closing).

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -192,6 +193,55 @@ struct confirm_summary {
   std::uint64_t acked = 0;
   std::uint64_t nacked = 0;
   std::uint64_t returned = 0;
+};
+
+// ---- logging ---------------------------------------------------------------
+
+// How much a log message matters: debug (details of the handshake),
+// info (connecting, connected, closing, closed, recovered), warning
+// (something the application may want to act on: the broker closed the
+// connection or a channel, blocked publishing, a heartbeat missed, a stale
+// ack or a return dropped), error (the connection failed).
+enum class log_level : std::uint8_t { debug, info, warning, error };
+std::string_view to_string(log_level level) noexcept;
+
+// The logging hook (connect_options::log). It receives one line per event,
+// without a trailing newline. Text the broker sent is escaped (control
+// characters as \xHH) and no message carries a password, a secret or key
+// material: endpoints are written as URIs with the password as "***".
+//
+// It is called on the connection's executor (for the blocking API: its I/O
+// thread), at the moment the event happens, often while the client is
+// processing a frame or a timer. So it must return quickly, and must not
+// call the connection, its channels or consumers directly (post such work
+// instead); whatever it throws is ignored. Unset (the default) nothing is
+// formatted or printed.
+using log_sink = std::function<void(log_level, std::string_view)>;
+
+// ---- counters --------------------------------------------------------------
+
+// What a connection has done so far, per logical connection: with recovery
+// on, the counts of every underlying connection add up, and survive each
+// recovery. Read with connection::counters() (see there for the threads
+// that may read them).
+struct connection_counters {
+  std::uint64_t frames_in = 0;   // frames received, heartbeats included
+  std::uint64_t frames_out = 0;  // frames handed to the socket, heartbeats included
+  std::uint64_t bytes_in = 0;    // bytes received
+  std::uint64_t bytes_out = 0;   // bytes handed to the socket
+  std::uint64_t publishes = 0;   // messages published (basic.publish)
+  std::uint64_t acks = 0;        // publishes the broker confirmed with basic.ack
+  std::uint64_t nacks = 0;       // publishes the broker refused with basic.nack
+  std::uint64_t returns = 0;     // basic.return messages received
+  std::uint64_t deliveries = 0;  // basic.deliver messages received
+  std::uint64_t heartbeats_sent = 0;
+  // Heartbeat intervals that passed without a byte from the broker; the
+  // second in a row fails the connection (errc::heartbeat_timeout).
+  std::uint64_t heartbeats_missed = 0;
+  std::uint64_t recoveries = 0;  // successful recoveries (recovery_options)
+
+  connection_counters& operator+=(const connection_counters& o) noexcept;
+  bool operator==(const connection_counters&) const = default;
 };
 
 }  // namespace warren

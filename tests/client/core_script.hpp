@@ -172,11 +172,15 @@ class script {
   }
 
   connection_core core;
+  // Bytes fed to the core and taken from its output so far.
+  std::uint64_t bytes_fed = 0;
+  std::uint64_t bytes_taken = 0;
 
   // ---- the broker's side ---------------------------------------------------
 
   // Feeds bytes in pieces of `chunk` bytes (0: all at once).
   void feed(const byte_vec& bytes, std::size_t chunk = 0) {
+    bytes_fed += bytes.size();
     if (chunk == 0 || chunk >= bytes.size()) {
       core.feed(view(bytes));
       return;
@@ -205,6 +209,7 @@ class script {
     REQUIRE(pending_.empty());
     byte_buffer out;
     core.take_output(out);
+    bytes_taken += out.size();
     return byte_vec(out.data(), out.data() + out.size());
   }
 
@@ -212,6 +217,7 @@ class script {
   void collect() {
     byte_buffer out;
     core.take_output(out);
+    bytes_taken += out.size();
     if (out.empty()) return;
     parser_.feed(out.view());
     frame_view f;

@@ -120,6 +120,11 @@ case "$scenario" in
     grep -qF "certificate" "$work/untrusted.err" || fail "no certificate error without the CA"
     run cleanup "$uri" >/dev/null
     ;;
+  hello)
+    # The README's opening examples: one message each way.
+    run hello
+    [[ "$(cat "$work/hello.out")" == $'hello\nhello' ]] || fail "hello printed other than two hellos"
+    ;;
   blocking)
     # The pika guide's SenderClient and ReceiverClient on the blocking API.
     run blocking_receiver --cleanup >/dev/null
