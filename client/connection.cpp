@@ -484,8 +484,15 @@ asio::awaitable<void> channel::recover(bool requeue) {
   co_await call(*handle_, m);
 }
 
-asio::awaitable<void> channel::wait_writable() {
-  auto& h = *handle_;
+namespace {
+// channel::wait_writable() for a logical channel.
+asio::awaitable<void> writable_wait(detail::logical_channel& h);
+}  // namespace
+
+asio::awaitable<void> channel::wait_writable() { return writable_wait(*handle_); }
+
+namespace {
+asio::awaitable<void> writable_wait(detail::logical_channel& h) {
   auto& core = h.core();
   if (core.writable(h.id)) co_return;
   auto start = [&h](std::uint64_t id, detail::completion done) {
@@ -506,6 +513,7 @@ asio::awaitable<void> channel::wait_writable() {
                                    std::to_string(h.impl().opts_.blocked_timeout.count()) + " ms"));
   }
 }
+}  // namespace
 
 namespace {
 
@@ -560,7 +568,7 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
     if (!c.writable(h.id)) {
       std::optional<error> failed;
       try {
-        co_await wait_writable();
+        co_await writable_wait(h);
       } catch (const error& e) {
         failed = e;
       }
@@ -584,6 +592,7 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
     });
     if (!r.error) {
       r.outcome.republished = again;
+      if (r.outcome.sequence != 0) r.outcome.sequence += h.seq_offset;
       co_return std::move(r.outcome);
     }
     error_info e = h.impl().user_error(std::move(r.error));
@@ -640,9 +649,89 @@ std::uint64_t publish_now(detail::logical_channel& h, const prepared_publish& pr
 
 }  // namespace
 
+// With recovery on: a prepared publish made before a recovery that gave the
+// channel another number (or the connection another frame_max) is encoded
+// as prepared and sent as frames for the channel it has now.
+std::error_code publish_prepared(detail::logical_channel& h, const prepared_publish& prepared,
+                                 std::string_view body, std::uint64_t* seq) {
+  auto& c = h.core();
+  if (prepared.channel() == h.id && prepared.frame_max() == c.publish_frame_max())
+    return c.publish(prepared, as_bytes(body), seq);
+  if (!prepared.ready()) return std::make_error_code(std::errc::invalid_argument);
+  byte_buffer frames;
+  prepared.encode(frames, as_bytes(body));
+  return c.publish_encoded(h.id, frames.view(), prepared.mandatory(), prepared.exchange(),
+                           prepared.routing_key(), seq);
+}
+
+// With recovery on and republish_unconfirmed: keeps the frames of the
+// pipelined publish just queued (from `mark` in the output), until its
+// confirm, to publish them again after a loss. Forgets the oldest kept
+// publishes that were confirmed meanwhile.
+void keep_for_republish(detail::logical_channel& h, std::size_t mark, std::uint64_t seq,
+                        bool mandatory, std::string_view exchange, std::string_view routing_key) {
+  if (seq == 0 || !h.impl().opts_.recovery.republish_unconfirmed) return;
+  auto& c = h.core();
+  while (!h.kept.empty() && c.confirm_settled(h.id, h.kept.front().seq)) h.kept.pop_front();
+  const byte_buffer& out = c.output();
+  auto& k = h.kept.emplace_back();
+  k.seq = seq;
+  k.frames.assign(out.data() + mark, out.data() + out.size());
+  k.mandatory = mandatory;
+  if (mandatory) {
+    k.exchange = exchange;
+    k.routing_key = routing_key;
+  }
+}
+
+// A pipelined publish with recovery on: `encode(core, channel, &seq)`
+// queues it. Waits out a recovery (and retries a publish it cut short) as
+// publish() does; numbers it in the logical channel's sequence, which goes
+// on rising across recoveries; keeps it for republishing when asked to.
+template <class Encode>
+asio::awaitable<std::uint64_t> pipelined_with_recovery(detail::logical_channel& h, Encode encode,
+                                                       bool mandatory, std::string_view exchange,
+                                                       std::string_view routing_key) {
+  for (;;) {
+    if (must_wait(*h.conn)) co_await recovered(*h.conn);
+    if (!h.core().writable(h.id)) {
+      std::optional<error> failed;
+      try {
+        co_await writable_wait(h);
+      } catch (const error& e) {
+        failed = e;
+      }
+      if (failed) {
+        if (retryable(*h.conn, failed->info())) continue;
+        throw *failed;
+      }
+    }
+    auto& c = h.core();
+    const std::size_t mark = c.output().size();
+    std::uint64_t seq = 0;
+    if (auto ec = encode(c, h.id, &seq)) {
+      error_info e = h.impl().user_error(c.channel_error(h.id));
+      if (!e) e = detail::make_info(ec, "cannot publish: " + ec.message());
+      if (retryable(*h.conn, e)) continue;
+      detail::throw_error(std::move(e));
+    }
+    keep_for_republish(h, mark, seq, mandatory, exchange, routing_key);
+    co_return seq == 0 ? 0 : seq + h.seq_offset;
+  }
+}
+
 asio::awaitable<std::uint64_t> channel::publish_pipelined(const prepared_publish& prepared,
                                                           std::string_view body) {
   auto& h = *handle_;
+  if (h.conn->rec) {
+    auto encode = [&prepared, body, &h](detail::connection_core&, std::uint16_t,
+                                        std::uint64_t* seq) {
+      return publish_prepared(h, prepared, body, seq);
+    };
+    auto pending = pipelined_with_recovery(h, encode, prepared.mandatory(), prepared.exchange(),
+                                           prepared.routing_key());
+    co_return co_await std::move(pending);
+  }
   if (!h.core().writable(h.id)) co_await wait_writable();
   co_return publish_now(h, prepared, body);
 }
@@ -650,6 +739,22 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(const prepared_publish
 bool channel::try_publish(const prepared_publish& prepared, std::string_view body,
                           std::uint64_t* sequence) {
   auto& h = *handle_;
+  if (h.conn->rec) {
+    // Lost, or being recovered: publish_pipelined would wait.
+    if (must_wait(*h.conn) || !h.core().writable(h.id)) {
+      if (!must_wait(*h.conn) && !h.core().is_channel_open(h.id))
+        detail::throw_error(h.core().channel_error(h.id));
+      return false;
+    }
+    auto& c = h.core();
+    const std::size_t mark = c.output().size();
+    std::uint64_t seq = 0;
+    if (auto ec = publish_prepared(h, prepared, body, &seq)) throw_publish_error(h, ec);
+    keep_for_republish(h, mark, seq, prepared.mandatory(), prepared.exchange(),
+                       prepared.routing_key());
+    if (sequence) *sequence = seq == 0 ? 0 : seq + h.seq_offset;
+    return true;
+  }
   if (!h.core().writable(h.id)) {
     // A closed channel is an error, not a reason to wait.
     if (!h.core().is_channel_open(h.id)) detail::throw_error(h.core().channel_error(h.id));
@@ -666,6 +771,14 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view excha
                                                           const basic_properties& properties,
                                                           publish_flags flags) {
   auto& h = *handle_;
+  if (h.conn->rec) {
+    auto encode = [&](detail::connection_core& c, std::uint16_t ch, std::uint64_t* seq) {
+      return c.publish(publish_args(ch, exchange, routing_key, flags), properties, as_bytes(body),
+                       0, {}, seq);
+    };
+    auto pending = pipelined_with_recovery(h, encode, flags.mandatory, exchange, routing_key);
+    co_return co_await std::move(pending);
+  }
   auto& core = h.core();
   if (!core.writable(h.id)) co_await wait_writable();
   const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
@@ -677,6 +790,29 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view excha
 
 asio::awaitable<confirm_summary> channel::wait_for_confirms() {
   auto& h = *handle_;
+  if (h.conn->rec) {
+    // Across a recovery: the new channel's confirms, plus what was carried
+    // over from the lost one.
+    for (;;) {
+      if (must_wait(*h.conn)) co_await recovered(*h.conn);
+      op_result r = co_await h.impl().op([&h](std::uint64_t id, detail::completion done) {
+        h.core().wait_for_confirms(h.id, id, std::move(done));
+      });
+      if (r.error) {
+        error_info e = h.impl().user_error(std::move(r.error));
+        if (retryable(*h.conn, e)) continue;
+        detail::throw_error(std::move(e));
+      }
+      confirm_summary s = r.summary;
+      s.acked += h.carried.acked;
+      s.nacked += h.carried.nacked;
+      s.returned += h.carried.returned;
+      s.unknown += h.carried.unknown;
+      s.republished += h.carried.republished;
+      h.carried = {};
+      co_return s;
+    }
+  }
   op_result r = co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
     h.core().wait_for_confirms(h.id, id, std::move(done));
   });

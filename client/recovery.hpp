@@ -55,6 +55,27 @@ struct logical_channel {
   std::uint64_t tag_offset = 0;
   std::uint64_t last_tag = 0;
   std::uint64_t stale_acks = 0;
+  // Publish sequence numbers the user sees are the broker's plus seq_offset:
+  // they keep rising across recoveries (a new channel counts from 1).
+  std::uint64_t seq_offset = 0;
+  // Confirm tallies of channels lost to recoveries, for the next
+  // wait_for_confirms().
+  confirm_summary carried;
+  // With republish_unconfirmed: the frames of pipelined publishes not known
+  // to be confirmed, oldest first, to publish again after a loss. `seq` is
+  // the broker's sequence number on the current channel.
+  struct kept_publish {
+    std::uint64_t seq = 0;
+    std::vector<std::uint8_t> frames;
+    bool mandatory = false;
+    std::string exchange, routing_key;  // mandatory only: to match a return
+  };
+  std::deque<kept_publish> kept;
+
+  // The connection was lost: `t` is the channel's confirm state then (null if
+  // it had none). Counts what was unconfirmed as unknown or republished,
+  // forgets kept publishes that were settled, and carries on the sequence.
+  void lost(const confirm_tracker* t, bool republish);
 
   logical_channel() = default;
   logical_channel(const logical_channel&) = delete;
