@@ -127,6 +127,19 @@ bool must_wait(const detail::connection_handle& h) noexcept {
 bool retryable(const detail::connection_handle& h, const error_info& e) noexcept {
   return h.rec && e.code == errc::interrupted && !h.rec->stopped() && !h.rec->gave_up();
 }
+
+// With recovery on: waits while channel::reopen() runs on `h`.
+asio::awaitable<void> reopened(const detail::logical_channel& h) {
+  while (h.reopening) co_await h.conn->rec->wait_change();
+}
+
+// An operation on `h` that began at reopen count `epoch` failed: true when a
+// reopen cut it short (it has finished now), so it is worth trying again.
+asio::awaitable<bool> cut_by_reopen(const detail::logical_channel& h, std::uint64_t epoch) {
+  if (!h.conn->rec || (!h.reopening && h.reopens == epoch)) co_return false;
+  co_await reopened(h);
+  co_return true;
+}
 }  // namespace
 
 asio::awaitable<channel> connection::open_channel() {
@@ -564,6 +577,8 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
   bool again = false;
   for (;;) {
     if (must_wait(*h.conn)) co_await recovered(*h.conn);
+    if (h.reopening) co_await reopened(h);
+    const std::uint64_t epoch = h.reopens;
     auto& c = h.core();
     if (!c.writable(h.id)) {
       std::optional<error> failed;
@@ -596,7 +611,8 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
       co_return std::move(r.outcome);
     }
     error_info e = h.impl().user_error(std::move(r.error));
-    if (!retryable(*h.conn, e)) detail::throw_error(std::move(e));
+    auto cut = cut_by_reopen(h, epoch);
+    if (!co_await std::move(cut) && !retryable(*h.conn, e)) detail::throw_error(std::move(e));
     if (!h.impl().opts_.recovery.republish_unconfirmed) {
       publish_outcome unknown;
       unknown.status = publish_status::unknown;
@@ -694,6 +710,8 @@ asio::awaitable<std::uint64_t> pipelined_with_recovery(detail::logical_channel& 
                                                        std::string_view routing_key) {
   for (;;) {
     if (must_wait(*h.conn)) co_await recovered(*h.conn);
+    if (h.reopening) co_await reopened(h);
+    const std::uint64_t epoch = h.reopens;
     if (!h.core().writable(h.id)) {
       std::optional<error> failed;
       try {
@@ -702,7 +720,8 @@ asio::awaitable<std::uint64_t> pipelined_with_recovery(detail::logical_channel& 
         failed = e;
       }
       if (failed) {
-        if (retryable(*h.conn, failed->info())) continue;
+        auto cut = cut_by_reopen(h, epoch);
+        if (co_await std::move(cut) || retryable(*h.conn, failed->info())) continue;
         throw *failed;
       }
     }
@@ -795,12 +814,15 @@ asio::awaitable<confirm_summary> channel::wait_for_confirms() {
     // over from the lost one.
     for (;;) {
       if (must_wait(*h.conn)) co_await recovered(*h.conn);
+      if (h.reopening) co_await reopened(h);
+      const std::uint64_t epoch = h.reopens;
       op_result r = co_await h.impl().op([&h](std::uint64_t id, detail::completion done) {
         h.core().wait_for_confirms(h.id, id, std::move(done));
       });
       if (r.error) {
         error_info e = h.impl().user_error(std::move(r.error));
-        if (retryable(*h.conn, e)) continue;
+        auto cut = cut_by_reopen(h, epoch);
+        if (co_await std::move(cut) || retryable(*h.conn, e)) continue;
         detail::throw_error(std::move(e));
       }
       confirm_summary s = r.summary;
@@ -846,6 +868,22 @@ bool channel::in_confirm_mode() const noexcept {
 }
 std::uint64_t channel::unconfirmed() const noexcept {
   return handle_ ? handle_->core().unconfirmed(handle_->id) : 0;
+}
+
+asio::awaitable<void> channel::reopen() {
+  auto& h = *handle_;
+  if (!h.conn->rec)
+    detail::throw_error(detail::make_info(std::make_error_code(std::errc::operation_not_supported),
+                                          "reopen() needs connect_options::recovery"));
+  if (must_wait(*h.conn)) co_await recovered(*h.conn);
+  if (h.reopening) {
+    // One at a time: a second caller finds the channel reopened.
+    co_await reopened(h);
+    co_return;
+  }
+  h.closed_by_user = false;
+  auto reopening = detail::reopen_channel(h);
+  co_await std::move(reopening);
 }
 
 asio::awaitable<void> channel::tx_select() {
@@ -950,12 +988,19 @@ asio::awaitable<bool> survives_end(detail::logical_channel& h,
 // over. Throws what cannot be recovered from.
 asio::awaitable<bool> await_across_recovery(detail::logical_channel& h,
                                             const std::shared_ptr<detail::consumer_state>& state) {
+  if (h.reopening) co_await reopened(h);
+  const std::uint64_t epoch = h.reopens;
   std::optional<error> failed;
   try {
     auto pending = wait_delivery(h, state);
     co_await std::move(pending);
   } catch (const error& e) {
     failed = e;
+  }
+  // A reopen of the channel ends the stream for a moment: it comes back.
+  if (h.reopening || h.reopens != epoch) {
+    co_await reopened(h);
+    co_return true;
   }
   if (failed) {
     auto more = resumes(h, *failed);

@@ -371,6 +371,21 @@ class channel {
   bool in_confirm_mode() const noexcept;
   std::uint64_t unconfirmed() const noexcept;
 
+  // With recovery on: closes this channel on the broker and opens another in
+  // its place under the same handle, restoring what recovery restores (qos,
+  // confirm mode, transactions, consumers with their tags). For a channel
+  // the broker has spoilt without closing it, such as one RabbitMQ 3.10 ties
+  // to a quorum queue that had no leader at its first publish (every later
+  // publish to that queue is nacked); a channel the broker closed (a 406,
+  // say) is opened again too. Publishes unconfirmed at the close count as
+  // after a loss of the connection (unknown, or republished if
+  // republish_unconfirmed); delivery tags from before are stale. Other
+  // operations on the channel, and its consumers' next(), wait for the
+  // reopen instead of failing. Throws what a recovery would (errc::interrupted
+  // if the connection is lost meanwhile: retry), and std::errc::
+  // operation_not_supported without recovery.
+  asio::awaitable<void> reopen();
+
   // tx.*
   asio::awaitable<void> tx_select();
   asio::awaitable<void> tx_commit();

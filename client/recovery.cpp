@@ -305,9 +305,18 @@ asio::awaitable<void> recovery::replay(driver& d, std::vector<std::shared_ptr<lo
     if (r.error && !d.core_.is_open()) throw_error(std::move(r.error));
   }
 
-  // Then every channel, under its handle: qos, confirm mode, transactions,
-  // consumers with their tags. Deliveries from before are stale from here on.
+  // Then every channel, under its handle.
   for (auto& lc : channels) {
+    auto reopening = replay_channel(d, *lc, topo);
+    co_await std::move(reopening);
+  }
+}
+
+asio::awaitable<void> replay_channel(driver& d, logical_channel& channel, topology& topo) {
+  // qos, confirm mode, transactions, consumers with their tags. Deliveries
+  // from before are stale from here on.
+  logical_channel* lc = &channel;
+  {
     const std::uint16_t id = co_await raw_open_channel(d);
     lc->id = id;
     lc->tag_offset = lc->last_tag;
@@ -360,6 +369,32 @@ asio::awaitable<void> recovery::replay(driver& d, std::vector<std::shared_ptr<lo
       if (r.error) throw_error(std::move(r.error));
     }
   }
+}
+
+asio::awaitable<void> reopen_channel(logical_channel& lc) {
+  auto& d = *lc.conn->impl;
+  auto rec = lc.conn->rec;
+  lc.reopening = true;
+  ++lc.reopens;
+  rec->changed();
+  error_info failed;
+  try {
+    if (d.core_.is_channel_open(lc.id)) {
+      op_result r = co_await d.op([&d, &lc](std::uint64_t op, completion done) {
+        d.core_.close_channel(lc.id, op, std::move(done));
+      });
+      if (r.error && !d.core_.is_open()) throw_error(std::move(r.error));
+    }
+    // What was unconfirmed on the closed channel, as after a loss.
+    if (lc.confirm) lc.lost(d.core_.lost_confirms(lc.id), d.opts_.recovery.republish_unconfirmed);
+    auto replaying = replay_channel(d, lc, rec->topo);
+    co_await std::move(replaying);
+  } catch (const error& e) {
+    failed = e.info();
+  }
+  lc.reopening = false;
+  rec->changed();
+  if (failed) throw_error(d.user_error(std::move(failed)));
 }
 
 void recovery::stop() {

@@ -71,6 +71,9 @@ struct logical_channel {
     std::string exchange, routing_key;  // mandatory only: to match a return
   };
   std::deque<kept_publish> kept;
+  // channel::reopen(): true while it runs; counts the reopens so far.
+  bool reopening = false;
+  std::uint64_t reopens = 0;
 
   // The connection was lost: `t` is the channel's confirm state then (null if
   // it had none). Counts what was unconfirmed as unknown or republished,
@@ -117,6 +120,16 @@ class topology {
   std::vector<std::pair<std::string, std::string>> renames_;  // any earlier name -> current
 };
 
+// Opens a channel on `d` for `lc` and restores what recovery restores:
+// qos, confirm mode (publishing again the kept publishes), transactions,
+// consumers with their tags. Deliveries from before are stale afterwards.
+asio::awaitable<void> replay_channel(driver& d, logical_channel& lc, topology& topo);
+
+// channel::reopen(): closes the channel's broker channel and opens another
+// in its place on the same connection, with replay_channel(); what was
+// unconfirmed is accounted for as after a loss.
+asio::awaitable<void> reopen_channel(logical_channel& lc);
+
 class recovery : public std::enable_shared_from_this<recovery> {
  public:
   recovery(asio::any_io_executor ex, std::vector<connection_params> candidates,
@@ -141,6 +154,8 @@ class recovery : public std::enable_shared_from_this<recovery> {
   // the second form, `limit` passes).
   asio::awaitable<void> wait_change();
   asio::awaitable<void> wait_change_for(std::chrono::milliseconds limit);
+  // Wakes every wait_change(): the recovery state, or a channel's, changed.
+  void changed();
 
   topology topo;
 
@@ -151,7 +166,6 @@ class recovery : public std::enable_shared_from_this<recovery> {
   asio::awaitable<void> run(std::weak_ptr<connection_handle> handle);
   asio::awaitable<void> replay(driver& d, std::vector<std::shared_ptr<logical_channel>>& channels);
   void notice(connection_notice n);
-  void changed();
   std::chrono::milliseconds backoff(std::uint32_t attempt);
 
   asio::any_io_executor ex_;
