@@ -106,9 +106,9 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 name = sys.argv[2]
 print("%s: sent %d, confirmed %d, nacked %d, unknown %d, republished %d, failed %d, received %d, "
-      "missing %d, duplicates %d, recoveries %d" % (name, s["sent"], s["confirmed"], s["nacked"],
-      s["unknown"], s["republished"], s["failed"], s["received"], s["missing"], s["duplicates"],
-      s["recoveries"]))
+      "missing %d, duplicates %d, recoveries %d, reopens %d" % (name, s["sent"], s["confirmed"],
+      s["nacked"], s["unknown"], s["republished"], s["failed"], s["received"], s["missing"],
+      s["duplicates"], s["recoveries"], s["reopens"]))
 ok = True
 def need(cond, what):
     global ok
@@ -120,6 +120,8 @@ need(s["recoveries"] >= 1, "no recovery")
 need(s["confirmed"] > 0, "nothing confirmed")
 need(s["failed"] == 0, "%d publishes failed" % s["failed"])
 need(s["received"] >= s["confirmed"], "fewer received than confirmed")
+# A channel spoilt by the leaderless queue is reopened: its nacks stop.
+need(s["nacked"] <= 1000, "%d nacked: a spoilt channel went on nacking" % s["nacked"])
 sys.exit(0 if ok else 1)
 PY
   grep -qF "connection lost" "$work/$name.err" || fail "$name: no loss reported on stderr"

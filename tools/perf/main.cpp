@@ -72,6 +72,7 @@ struct producer {
   std::uint64_t next = 0;
   int lanes = 0;
   std::vector<fate> fates;
+  std::uint64_t generation = 0;  // channel reopens so far
 };
 
 // --recover: the consumers of one queue (the -u queue, or each consumer's
@@ -527,10 +528,19 @@ class run {
         in_flight = true;
         p.fates[i] = fate::in_flight;
         ++totals_.sent;
+        const std::uint64_t generation = p.generation;
         publish_outcome r =
             co_await p.ch.publish(o_.exchange, routing_key_, body, properties_, flags_);
         in_flight = false;
         settle_one(p, i, r, t);
+        // RabbitMQ 3.10 nacks every publish on a channel whose first publish
+        // reached a quorum queue without a leader (just after a failover):
+        // a nacked producer reopens its channel, once for all its lanes.
+        if (r.status == publish_status::nacked && generation == p.generation) {
+          ++p.generation;
+          ++reopens_;
+          co_await p.ch.reopen();
+        }
       }
     } catch (const std::exception& e) {
       if (in_flight) {
@@ -815,7 +825,7 @@ class run {
           "\"consumers\":%d,\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"nacked\":%" PRIu64
           ",\"received\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"unknown\":%" PRIu64
           ",\"republished\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"duplicates\":%" PRIu64
-          ",\"recoveries\":%" PRIu64
+          ",\"recoveries\":%" PRIu64 ",\"reopens\":%" PRIu64
           ",\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
           "\"receive_s\":%.6f,\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"sending_rate\":%.1f,"
           "\"receiving_rate\":%.1f,"
@@ -823,7 +833,7 @@ class run {
           "\"stopped_by\":\"%s\"}\n",
           o_.size, o_.producers, o_.consumers, totals_.sent, totals_.confirmed, totals_.nacked,
           totals_.received, failed_, unknown_, republished_, missing_, duplicates_, recoveries_,
-          send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys,
+          reopens_, send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys,
           rate(totals_.sent, send_s), rate(totals_.received, receive_s),
           rate(totals_.sent, taken_s), json_array(cl).c_str(), json_array(fl).c_str(),
           stop_reason_);
@@ -845,8 +855,8 @@ class run {
                     totals_.sent, totals_.confirmed, totals_.nacked, failed_);
       if (o_.recover) {
         std::printf("unknown (unconfirmed at a loss): %" PRIu64 ", republished: %" PRIu64
-                    ", recoveries: %" PRIu64 "\n",
-                    unknown_, republished_, recoveries_);
+                    ", recoveries: %" PRIu64 ", channels reopened after a nack: %" PRIu64 "\n",
+                    unknown_, republished_, recoveries_, reopens_);
         std::printf("received: %" PRIu64 ", missing (confirmed, never received): %" PRIu64
                     ", duplicates: %" PRIu64 ", stale acks: %" PRIu64 "\n",
                     totals_.received, missing_, duplicates_, stale_acks_);
@@ -892,7 +902,7 @@ class run {
   std::vector<receipt_group> groups_;
   bool halted_ = false;        // the time limit stopped the producers
   std::uint64_t unknown_ = 0, republished_ = 0, duplicates_ = 0, foreign_ = 0;
-  std::uint64_t stale_acks_ = 0, recoveries_ = 0, missing_ = 0;
+  std::uint64_t stale_acks_ = 0, recoveries_ = 0, missing_ = 0, reopens_ = 0;
   std::uint64_t last_delivery_ = 0;
 
   bool stopping_ = false;
