@@ -759,8 +759,8 @@ bool channel::try_publish(const prepared_publish& prepared, std::string_view bod
                           std::uint64_t* sequence) {
   auto& h = *handle_;
   if (h.conn->rec) {
-    // Lost, or being recovered: publish_pipelined would wait.
-    if (must_wait(*h.conn) || !h.core().writable(h.id)) {
+    // Lost, being recovered or reopened: publish_pipelined would wait.
+    if (must_wait(*h.conn) || h.reopening || !h.core().writable(h.id)) {
       if (!must_wait(*h.conn) && !h.core().is_channel_open(h.id))
         detail::throw_error(h.core().channel_error(h.id));
       return false;
