@@ -372,7 +372,9 @@ asio::awaitable<void> replay_channel(driver& d, logical_channel& channel, topolo
 }
 
 asio::awaitable<void> reopen_channel(logical_channel& lc) {
-  auto& d = *lc.conn->impl;
+  // Held: a recovery may replace the connection's driver meanwhile.
+  const std::shared_ptr<driver> keep = lc.conn->impl;
+  auto& d = *keep;
   auto rec = lc.conn->rec;
   lc.reopening = true;
   ++lc.reopens;

@@ -1,7 +1,8 @@
 // The blocking API with connection recovery on: the broker closes the
 // connection (rabbitmqctl close_connection of this connection only) while a
 // thread waits in consumer::next(); the same connection, channel and
-// consumer objects carry on publishing and consuming once it is recovered.
+// consumer objects carry on publishing and consuming once it is recovered,
+// and after a channel::reopen().
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -14,7 +15,7 @@
 using namespace warren;
 using namespace std::chrono_literals;
 
-TEST_CASE("blocking: a forced close is recovered; publishing and a waiting consumer carry on") {
+TEST_CASE("blocking: a forced close is recovered; publishing and a waiting consumer carry on; reopen") {
   const std::string name = test::unique_name("blocking-recover");
   connect_options options;
   options.connection_name = name;
@@ -92,6 +93,16 @@ TEST_CASE("blocking: a forced close is recovered; publishing and a waiting consu
     CHECK(m->body == body);
     ch.ack(m->delivery_tag);
   }
+  CHECK(ch.is_open());
+
+  // reopen(): a new broker channel under the same objects; the consumer
+  // carries on.
+  ch.reopen(10s);
+  CHECK(ch.publish("", queue, "reopened").status == publish_status::acked);
+  auto reopened = cons.next(10s);
+  REQUIRE(reopened.has_value());
+  CHECK(reopened->body == "reopened");
+  ch.ack(reopened->delivery_tag);
   CHECK(ch.is_open());
   CHECK(test::eventually([&] { return test::ready(ch, queue) == 0; }));
   ch.queue_delete(queue);
