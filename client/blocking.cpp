@@ -1540,6 +1540,12 @@ std::uint64_t channel::unconfirmed() const {
   return ask_channel(handle_, [](const warren::channel& c) { return c.unconfirmed(); });
 }
 
+void channel::reopen(duration timeout) {
+  on_channel<void>(handle_, timeout, nullptr, [](warren::channel& c) { return c.reopen(); });
+}
+void channel::reopen(duration timeout, std::error_code& ec) {
+  on_channel<void>(handle_, timeout, &ec, [](warren::channel& c) { return c.reopen(); });
+}
 void channel::tx_select(duration timeout) {
   on_channel<void>(handle_, timeout, nullptr, [](warren::channel& c) { return c.tx_select(); });
 }

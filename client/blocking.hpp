@@ -387,6 +387,10 @@ class channel {
   bool in_confirm_mode() const;
   std::uint64_t unconfirmed() const;
 
+  // With recovery on: channel::reopen() of the coroutine API.
+  void reopen(duration timeout = {});
+  void reopen(duration timeout, std::error_code& ec);
+
   // tx.*
   void tx_select(duration timeout = {});
   void tx_select(duration timeout, std::error_code& ec);

@@ -8,6 +8,7 @@
 // over any number of them is one step.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -27,6 +28,14 @@ class confirm_tracker {
   void set_window(std::size_t window) noexcept { window_ = window; }
   bool window_full() const noexcept { return window_ != 0 && unconfirmed() >= window_; }
   std::uint64_t unconfirmed() const noexcept { return next_ - base_ - early_.size(); }
+  // The highest sequence number published (0: none).
+  std::uint64_t last() const noexcept { return next_ - 1; }
+  // Whether the broker acked or nacked publish `seq`.
+  bool settled(std::uint64_t seq) const noexcept {
+    return seq < base_ || std::binary_search(early_.begin(), early_.end(), seq);
+  }
+  // The tallies a wait() would report now.
+  const confirm_summary& tallies() const noexcept { return tallies_; }
 
   // Records a publish; returns its sequence number. `done` (may be empty)
   // completes with the outcome.

@@ -127,6 +127,19 @@ bool must_wait(const detail::connection_handle& h) noexcept {
 bool retryable(const detail::connection_handle& h, const error_info& e) noexcept {
   return h.rec && e.code == errc::interrupted && !h.rec->stopped() && !h.rec->gave_up();
 }
+
+// With recovery on: waits while channel::reopen() runs on `h`.
+asio::awaitable<void> reopened(const detail::logical_channel& h) {
+  while (h.reopening) co_await h.conn->rec->wait_change();
+}
+
+// An operation on `h` that began at reopen count `epoch` failed: true when a
+// reopen cut it short (it has finished now), so it is worth trying again.
+asio::awaitable<bool> cut_by_reopen(const detail::logical_channel& h, std::uint64_t epoch) {
+  if (!h.conn->rec || (!h.reopening && h.reopens == epoch)) co_return false;
+  co_await reopened(h);
+  co_return true;
+}
 }  // namespace
 
 asio::awaitable<channel> connection::open_channel() {
@@ -500,8 +513,15 @@ asio::awaitable<void> channel::recover(bool requeue) {
   co_await call(*handle_, m);
 }
 
-asio::awaitable<void> channel::wait_writable() {
-  auto& h = *handle_;
+namespace {
+// channel::wait_writable() for a logical channel.
+asio::awaitable<void> writable_wait(detail::logical_channel& h);
+}  // namespace
+
+asio::awaitable<void> channel::wait_writable() { return writable_wait(*handle_); }
+
+namespace {
+asio::awaitable<void> writable_wait(detail::logical_channel& h) {
   auto& core = h.core();
   if (core.writable(h.id)) co_return;
   auto start = [&h](std::uint64_t id, detail::completion done) {
@@ -522,6 +542,7 @@ asio::awaitable<void> channel::wait_writable() {
                                    std::to_string(h.impl().opts_.blocked_timeout.count()) + " ms"));
   }
 }
+}  // namespace
 
 namespace {
 
@@ -572,11 +593,13 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
   bool again = false;
   for (;;) {
     if (must_wait(*h.conn)) co_await recovered(*h.conn);
+    if (h.reopening) co_await reopened(h);
+    const std::uint64_t epoch = h.reopens;
     auto& c = h.core();
     if (!c.writable(h.id)) {
       std::optional<error> failed;
       try {
-        co_await wait_writable();
+        co_await writable_wait(h);
       } catch (const error& e) {
         failed = e;
       }
@@ -600,10 +623,12 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
     });
     if (!r.error) {
       r.outcome.republished = again;
+      if (r.outcome.sequence != 0) r.outcome.sequence += h.seq_offset;
       co_return std::move(r.outcome);
     }
     error_info e = h.impl().user_error(std::move(r.error));
-    if (!retryable(*h.conn, e)) detail::throw_error(std::move(e));
+    auto cut = cut_by_reopen(h, epoch);
+    if (!co_await std::move(cut) && !retryable(*h.conn, e)) detail::throw_error(std::move(e));
     if (!h.impl().opts_.recovery.republish_unconfirmed) {
       publish_outcome unknown;
       unknown.status = publish_status::unknown;
@@ -656,9 +681,92 @@ std::uint64_t publish_now(detail::logical_channel& h, const prepared_publish& pr
 
 }  // namespace
 
+// With recovery on: a prepared publish made before a recovery that gave the
+// channel another number (or the connection another frame_max) is encoded
+// as prepared and sent as frames for the channel it has now.
+std::error_code publish_prepared(detail::logical_channel& h, const prepared_publish& prepared,
+                                 std::string_view body, std::uint64_t* seq) {
+  auto& c = h.core();
+  if (prepared.channel() == h.id && prepared.frame_max() == c.publish_frame_max())
+    return c.publish(prepared, as_bytes(body), seq);
+  if (!prepared.ready()) return std::make_error_code(std::errc::invalid_argument);
+  byte_buffer frames;
+  prepared.encode(frames, as_bytes(body));
+  return c.publish_encoded(h.id, frames.view(), prepared.mandatory(), prepared.exchange(),
+                           prepared.routing_key(), seq);
+}
+
+// With recovery on and republish_unconfirmed: keeps the frames of the
+// pipelined publish just queued (from `mark` in the output), until its
+// confirm, to publish them again after a loss. Forgets the oldest kept
+// publishes that were confirmed meanwhile.
+void keep_for_republish(detail::logical_channel& h, std::size_t mark, std::uint64_t seq,
+                        bool mandatory, std::string_view exchange, std::string_view routing_key) {
+  if (seq == 0 || !h.impl().opts_.recovery.republish_unconfirmed) return;
+  auto& c = h.core();
+  while (!h.kept.empty() && c.confirm_settled(h.id, h.kept.front().seq)) h.kept.pop_front();
+  const byte_buffer& out = c.output();
+  auto& k = h.kept.emplace_back();
+  k.seq = seq;
+  k.frames.assign(out.data() + mark, out.data() + out.size());
+  k.mandatory = mandatory;
+  if (mandatory) {
+    k.exchange = exchange;
+    k.routing_key = routing_key;
+  }
+}
+
+// A pipelined publish with recovery on: `encode(core, channel, &seq)`
+// queues it. Waits out a recovery (and retries a publish it cut short) as
+// publish() does; numbers it in the logical channel's sequence, which goes
+// on rising across recoveries; keeps it for republishing when asked to.
+template <class Encode>
+asio::awaitable<std::uint64_t> pipelined_with_recovery(detail::logical_channel& h, Encode encode,
+                                                       bool mandatory, std::string_view exchange,
+                                                       std::string_view routing_key) {
+  for (;;) {
+    if (must_wait(*h.conn)) co_await recovered(*h.conn);
+    if (h.reopening) co_await reopened(h);
+    const std::uint64_t epoch = h.reopens;
+    if (!h.core().writable(h.id)) {
+      std::optional<error> failed;
+      try {
+        co_await writable_wait(h);
+      } catch (const error& e) {
+        failed = e;
+      }
+      if (failed) {
+        auto cut = cut_by_reopen(h, epoch);
+        if (co_await std::move(cut) || retryable(*h.conn, failed->info())) continue;
+        throw *failed;
+      }
+    }
+    auto& c = h.core();
+    const std::size_t mark = c.output().size();
+    std::uint64_t seq = 0;
+    if (auto ec = encode(c, h.id, &seq)) {
+      error_info e = h.impl().user_error(c.channel_error(h.id));
+      if (!e) e = detail::make_info(ec, "cannot publish: " + ec.message());
+      if (retryable(*h.conn, e)) continue;
+      detail::throw_error(std::move(e));
+    }
+    keep_for_republish(h, mark, seq, mandatory, exchange, routing_key);
+    co_return seq == 0 ? 0 : seq + h.seq_offset;
+  }
+}
+
 asio::awaitable<std::uint64_t> channel::publish_pipelined(const prepared_publish& prepared,
                                                           std::string_view body) {
   auto& h = *handle_;
+  if (h.conn->rec) {
+    auto encode = [&prepared, body, &h](detail::connection_core&, std::uint16_t,
+                                        std::uint64_t* seq) {
+      return publish_prepared(h, prepared, body, seq);
+    };
+    auto pending = pipelined_with_recovery(h, encode, prepared.mandatory(), prepared.exchange(),
+                                           prepared.routing_key());
+    co_return co_await std::move(pending);
+  }
   if (!h.core().writable(h.id)) co_await wait_writable();
   co_return publish_now(h, prepared, body);
 }
@@ -666,6 +774,22 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(const prepared_publish
 bool channel::try_publish(const prepared_publish& prepared, std::string_view body,
                           std::uint64_t* sequence) {
   auto& h = *handle_;
+  if (h.conn->rec) {
+    // Lost, being recovered or reopened: publish_pipelined would wait.
+    if (must_wait(*h.conn) || h.reopening || !h.core().writable(h.id)) {
+      if (!must_wait(*h.conn) && !h.core().is_channel_open(h.id))
+        detail::throw_error(h.core().channel_error(h.id));
+      return false;
+    }
+    auto& c = h.core();
+    const std::size_t mark = c.output().size();
+    std::uint64_t seq = 0;
+    if (auto ec = publish_prepared(h, prepared, body, &seq)) throw_publish_error(h, ec);
+    keep_for_republish(h, mark, seq, prepared.mandatory(), prepared.exchange(),
+                       prepared.routing_key());
+    if (sequence) *sequence = seq == 0 ? 0 : seq + h.seq_offset;
+    return true;
+  }
   if (!h.core().writable(h.id)) {
     // A closed channel is an error, not a reason to wait.
     if (!h.core().is_channel_open(h.id)) detail::throw_error(h.core().channel_error(h.id));
@@ -682,6 +806,14 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view excha
                                                           const basic_properties& properties,
                                                           publish_flags flags) {
   auto& h = *handle_;
+  if (h.conn->rec) {
+    auto encode = [&](detail::connection_core& c, std::uint16_t ch, std::uint64_t* seq) {
+      return c.publish(publish_args(ch, exchange, routing_key, flags), properties, as_bytes(body),
+                       0, {}, seq);
+    };
+    auto pending = pipelined_with_recovery(h, encode, flags.mandatory, exchange, routing_key);
+    co_return co_await std::move(pending);
+  }
   auto& core = h.core();
   if (!core.writable(h.id)) co_await wait_writable();
   const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
@@ -693,6 +825,32 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view excha
 
 asio::awaitable<confirm_summary> channel::wait_for_confirms() {
   auto& h = *handle_;
+  if (h.conn->rec) {
+    // Across a recovery: the new channel's confirms, plus what was carried
+    // over from the lost one.
+    for (;;) {
+      if (must_wait(*h.conn)) co_await recovered(*h.conn);
+      if (h.reopening) co_await reopened(h);
+      const std::uint64_t epoch = h.reopens;
+      op_result r = co_await h.impl().op([&h](std::uint64_t id, detail::completion done) {
+        h.core().wait_for_confirms(h.id, id, std::move(done));
+      });
+      if (r.error) {
+        error_info e = h.impl().user_error(std::move(r.error));
+        auto cut = cut_by_reopen(h, epoch);
+        if (co_await std::move(cut) || retryable(*h.conn, e)) continue;
+        detail::throw_error(std::move(e));
+      }
+      confirm_summary s = r.summary;
+      s.acked += h.carried.acked;
+      s.nacked += h.carried.nacked;
+      s.returned += h.carried.returned;
+      s.unknown += h.carried.unknown;
+      s.republished += h.carried.republished;
+      h.carried = {};
+      co_return s;
+    }
+  }
   op_result r = co_await h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
     h.core().wait_for_confirms(h.id, id, std::move(done));
   });
@@ -726,6 +884,22 @@ bool channel::in_confirm_mode() const noexcept {
 }
 std::uint64_t channel::unconfirmed() const noexcept {
   return handle_ ? handle_->core().unconfirmed(handle_->id) : 0;
+}
+
+asio::awaitable<void> channel::reopen() {
+  auto& h = *handle_;
+  if (!h.conn->rec)
+    detail::throw_error(detail::make_info(std::make_error_code(std::errc::operation_not_supported),
+                                          "reopen() needs connect_options::recovery"));
+  if (must_wait(*h.conn)) co_await recovered(*h.conn);
+  if (h.reopening) {
+    // One at a time: a second caller finds the channel reopened.
+    co_await reopened(h);
+    co_return;
+  }
+  h.closed_by_user = false;
+  auto reopening = detail::reopen_channel(h);
+  co_await std::move(reopening);
 }
 
 asio::awaitable<void> channel::tx_select() {
@@ -830,12 +1004,19 @@ asio::awaitable<bool> survives_end(detail::logical_channel& h,
 // over. Throws what cannot be recovered from.
 asio::awaitable<bool> await_across_recovery(detail::logical_channel& h,
                                             const std::shared_ptr<detail::consumer_state>& state) {
+  if (h.reopening) co_await reopened(h);
+  const std::uint64_t epoch = h.reopens;
   std::optional<error> failed;
   try {
     auto pending = wait_delivery(h, state);
     co_await std::move(pending);
   } catch (const error& e) {
     failed = e;
+  }
+  // A reopen of the channel ends the stream for a moment: it comes back.
+  if (h.reopening || h.reopens != epoch) {
+    co_await reopened(h);
+    co_return true;
   }
   if (failed) {
     auto more = resumes(h, *failed);

@@ -85,7 +85,10 @@ struct recovery_options {
   std::uint32_t max_attempts = 0;  // 0: no limit
   // A confirm-mode publish() unconfirmed at the loss: complete it with
   // publish_status::unknown (false), or publish it again after recovery and
-  // report the new outcome with republished = true (true).
+  // report the new outcome with republished = true (true). Pipelined
+  // publishes likewise: counted as confirm_summary::unknown, or kept (a copy
+  // of their frames, until confirmed) and published again, counted as
+  // confirm_summary::republished.
   bool republish_unconfirmed = false;
 };
 
@@ -351,6 +354,8 @@ class channel {
   // Publishes without waiting for the confirm: completes once the frames are
   // queued and returns the sequence number (0 outside confirm mode). With a
   // confirm window set, waits while that many publishes are unconfirmed.
+  // With recovery on, waits out a recovery; sequence numbers keep rising
+  // across recoveries (see recovery_options::republish_unconfirmed).
   asio::awaitable<std::uint64_t> publish_pipelined(std::string_view exchange,
                                                    std::string_view routing_key,
                                                    std::string_view body,
@@ -377,7 +382,8 @@ class channel {
   // returns true (the sequence number in *sequence, 0 outside confirm mode);
   // returns false, having done nothing, when publish_pipelined would have to
   // wait (confirm window full, socket behind, flow stopped, connection
-  // blocked). Throws like publish_pipelined when the channel is closed.
+  // blocked; with recovery on, while the connection is being recovered or the
+  // channel reopened). Throws like publish_pipelined when the channel is closed.
   bool try_publish(const prepared_publish& prepared, std::string_view body,
                    std::uint64_t* sequence = nullptr);
   // Waits until every publish so far is confirmed; returns the tallies since
@@ -396,6 +402,21 @@ class channel {
   asio::awaitable<void> confirm_select(std::size_t window = 0);
   bool in_confirm_mode() const noexcept;
   std::uint64_t unconfirmed() const noexcept;
+
+  // With recovery on: closes this channel on the broker and opens another in
+  // its place under the same handle, restoring what recovery restores (qos,
+  // confirm mode, transactions, consumers with their tags). For a channel
+  // the broker has spoilt without closing it, such as one RabbitMQ 3.10 ties
+  // to a quorum queue that had no leader at its first publish (every later
+  // publish to that queue is nacked); a channel the broker closed (a 406,
+  // say) is opened again too. Publishes unconfirmed at the close count as
+  // after a loss of the connection (unknown, or republished if
+  // republish_unconfirmed); delivery tags from before are stale. Other
+  // operations on the channel, and its consumers' next(), wait for the
+  // reopen instead of failing. Throws what a recovery would (errc::interrupted
+  // if the connection is lost meanwhile: retry), and std::errc::
+  // operation_not_supported without recovery.
+  asio::awaitable<void> reopen();
 
   // tx.*
   asio::awaitable<void> tx_select();

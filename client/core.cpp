@@ -851,6 +851,39 @@ std::uint64_t connection_core::unconfirmed(std::uint16_t ch) const noexcept {
   return c == nullptr ? 0 : c->confirms.unconfirmed();
 }
 
+const confirm_tracker* connection_core::lost_confirms(std::uint16_t ch) const noexcept {
+  const channel_state* c = find_channel(ch);
+  return c == nullptr ? nullptr : c->lost_confirms.get();
+}
+
+bool connection_core::confirm_settled(std::uint16_t ch, std::uint64_t seq) const noexcept {
+  const channel_state* c = find_channel(ch);
+  return c != nullptr && c->confirms.settled(seq);
+}
+
+std::error_code connection_core::publish_encoded(std::uint16_t ch, bytes_view frames,
+                                                 bool mandatory, std::string_view exchange,
+                                                 std::string_view routing_key,
+                                                 std::uint64_t* sequence) {
+  completion none;
+  std::error_code ec;
+  channel_state* c = publish_channel(ch, none, ec);
+  if (c == nullptr) return ec;
+  // Each frame: type, channel (2), size (4), payload, frame-end.
+  for (std::size_t at = 0; at < frames.size();) {
+    if (frames.size() - at < frame_overhead) return errc::bad_frame_end;
+    const std::uint32_t size = detail::load32(frames.data() + at + 3);
+    if (size > frames.size() - at - frame_overhead) return errc::bad_frame_end;
+    if (size + frame_overhead > publish_frame_max()) return errc::frame_too_large;
+    at += frame_overhead + size;
+  }
+  std::uint8_t* p = out().extend(frames.size());
+  std::memcpy(p, frames.data(), frames.size());
+  for (std::size_t at = 0; at < frames.size(); at += frame_overhead + detail::load32(p + at + 3))
+    detail::store16(p + at + 1, ch);
+  return published(*c, mandatory, exchange, routing_key, 0, {}, sequence);
+}
+
 connection_core::channel_state* connection_core::publish_channel(std::uint16_t ch, completion& done,
                                                                  std::error_code& ec) {
   // The common case first, without building an error_code.
@@ -1132,6 +1165,10 @@ void connection_core::fail_channel(std::uint16_t ch, const error_info& why) {
   auto old = std::make_unique<channel_state>(cfg_.max_body_size);
   std::swap(old, channels_[ch]);
   channels_[ch]->closed_reason = why;
+  if (old->confirms.enabled() && ch != 0) {
+    old->confirms.fail(why);
+    channels_[ch]->lost_confirms = std::make_unique<confirm_tracker>(std::move(old->confirms));
+  }
   // channel 0 stays usable for connection-level requests until the end.
   if (ch == 0) channels_[0]->state = channel_state::status::open;
 

@@ -214,6 +214,12 @@ class connection_core {
   // channel is not writable() until confirms arrive.
   void set_confirm_window(std::uint16_t ch, std::size_t window) noexcept;
   std::uint64_t unconfirmed(std::uint16_t ch) const noexcept;
+  // A channel that failed (with its connection, say) in confirm mode: its
+  // confirm state as it was then, for recovery's account of what was lost.
+  // Null if there is none.
+  const confirm_tracker* lost_confirms(std::uint16_t ch) const noexcept;
+  // Whether publish `seq` of the channel is acked or nacked.
+  bool confirm_settled(std::uint16_t ch, std::uint64_t seq) const noexcept;
 
   // Encodes a publish into the output. In confirm mode, `done` (may be empty)
   // completes with the outcome and *sequence receives the sequence number.
@@ -228,6 +234,13 @@ class connection_core {
   // The same without a completion: a pipelined publisher's hot path.
   std::error_code publish(const prepared_publish& prepared, bytes_view body,
                           std::uint64_t* sequence);
+  // Frames of a publish encoded earlier, perhaps for another channel number
+  // (recovery publishing again what was unconfirmed): the channel number in
+  // every frame header is rewritten to `ch`. Fails with frame_too_large if a
+  // frame exceeds this connection's frame_max; nothing is queued then.
+  std::error_code publish_encoded(std::uint16_t ch, bytes_view frames, bool mandatory,
+                                  std::string_view exchange, std::string_view routing_key,
+                                  std::uint64_t* sequence);
   std::uint32_t publish_frame_max() const noexcept { return frame_max_ == 0 ? 131072 : frame_max_; }
   // True while publishing may go on: not blocked by the broker, flow active,
   // and the output below its high-water mark.
@@ -270,6 +283,9 @@ class connection_core {
     waiter return_waiter;
     std::vector<waiter> writable_waiters;
     error_info closed_reason;
+    // The confirm state of the channel that failed under this id (see
+    // lost_confirms()).
+    std::unique_ptr<confirm_tracker> lost_confirms;
 
     explicit channel_state(std::uint64_t max_body) : content(max_body) {}
     // Every pending operation of the channel, whatever its kind: withdraw

@@ -50,6 +50,20 @@ connection_handle::~connection_handle() {
   if (impl) impl->abandon();
 }
 
+void logical_channel::lost(const confirm_tracker* t, bool republish) {
+  if (t == nullptr) {
+    kept.clear();
+    return;
+  }
+  const confirm_summary& s = t->tallies();
+  carried.acked += s.acked;
+  carried.nacked += s.nacked;
+  carried.returned += s.returned;
+  (republish ? carried.republished : carried.unknown) += t->unconfirmed();
+  std::erase_if(kept, [t](const kept_publish& k) { return t->settled(k.seq); });
+  seq_offset += t->last();
+}
+
 logical_channel::~logical_channel() {
   // A channel nobody can reach any more is closed so its id is reused.
   if (conn && conn->impl && core().is_channel_open(id)) core().close_channel(id, 0, {});
@@ -164,6 +178,10 @@ void recovery::on_closed(std::weak_ptr<connection_handle> weak_handle, std::weak
   const error_info why = d->core_.close_reason();
   if (!is_connection_loss(why)) return;
   state_ = state::recovering;
+  for (auto& w : channels_) {
+    if (auto lc = w.lock(); lc && lc->confirm && !lc->closed_by_user)
+      lc->lost(d->core_.lost_confirms(lc->id), options_.recovery.republish_unconfirmed);
+  }
   connection_notice n;
   n.type = connection_event_type::lost;
   n.reason = why.describe();
@@ -290,9 +308,18 @@ asio::awaitable<void> recovery::replay(driver& d, std::vector<std::shared_ptr<lo
     if (r.error && !d.core_.is_open()) throw_error(std::move(r.error));
   }
 
-  // Then every channel, under its handle: qos, confirm mode, transactions,
-  // consumers with their tags. Deliveries from before are stale from here on.
+  // Then every channel, under its handle.
   for (auto& lc : channels) {
+    auto reopening = replay_channel(d, *lc, topo);
+    co_await std::move(reopening);
+  }
+}
+
+asio::awaitable<void> replay_channel(driver& d, logical_channel& channel, topology& topo) {
+  // qos, confirm mode, transactions, consumers with their tags. Deliveries
+  // from before are stale from here on.
+  logical_channel* lc = &channel;
+  {
     const std::uint16_t id = co_await raw_open_channel(d);
     lc->id = id;
     lc->tag_offset = lc->last_tag;
@@ -306,6 +333,20 @@ asio::awaitable<void> recovery::replay(driver& d, std::vector<std::shared_ptr<lo
       });
       if (r.error) throw_error(std::move(r.error));
       d.core_.set_confirm_window(id, lc->confirm_window);
+      // Pipelined publishes unconfirmed at the loss (republish_unconfirmed),
+      // in their order, before anything new.
+      std::erase_if(lc->kept, [&](logical_channel::kept_publish& k) {
+        std::uint64_t seq = 0;
+        const bytes_view frames(k.frames.data(), k.frames.size());
+        if (d.core_.publish_encoded(id, frames, k.mandatory, k.exchange, k.routing_key, &seq)) {
+          // Too large for this connection's frame_max: its outcome stays unknown.
+          if (lc->carried.republished != 0) --lc->carried.republished;
+          ++lc->carried.unknown;
+          return true;
+        }
+        k.seq = seq;
+        return false;
+      });
     }
     if (lc->tx) {
       op_result r = co_await raw_request(d, id, tx_select{});
@@ -331,6 +372,34 @@ asio::awaitable<void> recovery::replay(driver& d, std::vector<std::shared_ptr<lo
       if (r.error) throw_error(std::move(r.error));
     }
   }
+}
+
+asio::awaitable<void> reopen_channel(logical_channel& lc) {
+  // Held: a recovery may replace the connection's driver meanwhile.
+  const std::shared_ptr<driver> keep = lc.conn->impl;
+  auto& d = *keep;
+  auto rec = lc.conn->rec;
+  lc.reopening = true;
+  ++lc.reopens;
+  rec->changed();
+  error_info failed;
+  try {
+    if (d.core_.is_channel_open(lc.id)) {
+      op_result r = co_await d.op([&d, &lc](std::uint64_t op, completion done) {
+        d.core_.close_channel(lc.id, op, std::move(done));
+      });
+      if (r.error && !d.core_.is_open()) throw_error(std::move(r.error));
+    }
+    // What was unconfirmed on the closed channel, as after a loss.
+    if (lc.confirm) lc.lost(d.core_.lost_confirms(lc.id), d.opts_.recovery.republish_unconfirmed);
+    auto replaying = replay_channel(d, lc, rec->topo);
+    co_await std::move(replaying);
+  } catch (const error& e) {
+    failed = e.info();
+  }
+  lc.reopening = false;
+  rec->changed();
+  if (failed) throw_error(d.user_error(std::move(failed)));
 }
 
 void recovery::stop() {

@@ -57,6 +57,30 @@ struct logical_channel {
   std::uint64_t tag_offset = 0;
   std::uint64_t last_tag = 0;
   std::uint64_t stale_acks = 0;
+  // Publish sequence numbers the user sees are the broker's plus seq_offset:
+  // they keep rising across recoveries (a new channel counts from 1).
+  std::uint64_t seq_offset = 0;
+  // Confirm tallies of channels lost to recoveries, for the next
+  // wait_for_confirms().
+  confirm_summary carried;
+  // With republish_unconfirmed: the frames of pipelined publishes not known
+  // to be confirmed, oldest first, to publish again after a loss. `seq` is
+  // the broker's sequence number on the current channel.
+  struct kept_publish {
+    std::uint64_t seq = 0;
+    std::vector<std::uint8_t> frames;
+    bool mandatory = false;
+    std::string exchange, routing_key;  // mandatory only: to match a return
+  };
+  std::deque<kept_publish> kept;
+  // channel::reopen(): true while it runs; counts the reopens so far.
+  bool reopening = false;
+  std::uint64_t reopens = 0;
+
+  // The connection was lost: `t` is the channel's confirm state then (null if
+  // it had none). Counts what was unconfirmed as unknown or republished,
+  // forgets kept publishes that were settled, and carries on the sequence.
+  void lost(const confirm_tracker* t, bool republish);
 
   logical_channel() = default;
   logical_channel(const logical_channel&) = delete;
@@ -98,6 +122,16 @@ class topology {
   std::vector<std::pair<std::string, std::string>> renames_;  // any earlier name -> current
 };
 
+// Opens a channel on `d` for `lc` and restores what recovery restores:
+// qos, confirm mode (publishing again the kept publishes), transactions,
+// consumers with their tags. Deliveries from before are stale afterwards.
+asio::awaitable<void> replay_channel(driver& d, logical_channel& lc, topology& topo);
+
+// channel::reopen(): closes the channel's broker channel and opens another
+// in its place on the same connection, with replay_channel(); what was
+// unconfirmed is accounted for as after a loss.
+asio::awaitable<void> reopen_channel(logical_channel& lc);
+
 class recovery : public std::enable_shared_from_this<recovery> {
  public:
   recovery(asio::any_io_executor ex, std::vector<connection_params> candidates,
@@ -122,6 +156,8 @@ class recovery : public std::enable_shared_from_this<recovery> {
   // the second form, `limit` passes).
   asio::awaitable<void> wait_change();
   asio::awaitable<void> wait_change_for(std::chrono::milliseconds limit);
+  // Wakes every wait_change(): the recovery state, or a channel's, changed.
+  void changed();
 
   topology topo;
 
@@ -132,7 +168,6 @@ class recovery : public std::enable_shared_from_this<recovery> {
   asio::awaitable<void> run(std::weak_ptr<connection_handle> handle);
   asio::awaitable<void> replay(driver& d, std::vector<std::shared_ptr<logical_channel>>& channels);
   void notice(connection_notice n);
-  void changed();
   std::chrono::milliseconds backoff(std::uint32_t attempt);
 
   asio::any_io_executor ex_;

@@ -193,6 +193,12 @@ struct confirm_summary {
   std::uint64_t acked = 0;
   std::uint64_t nacked = 0;
   std::uint64_t returned = 0;
+  // With recovery on: publishes unconfirmed when the connection was lost.
+  // unknown: they may or may not have been taken (republish_unconfirmed
+  // off). republished: they were published again after the recovery, and
+  // their new outcomes are in acked, nacked and returned.
+  std::uint64_t unknown = 0;
+  std::uint64_t republished = 0;
 };
 
 // ---- logging ---------------------------------------------------------------

@@ -862,6 +862,83 @@ TEST_CASE("core confirms: sequence numbers, ack, nack") {
   CHECK(s.core.is_open());
 }
 
+TEST_CASE("core confirms: a failed channel's confirm state, and its frames published again elsewhere") {
+  script s;
+  s.handshake();
+  const auto ch = s.open_channel();
+  s.confirm_select(ch);
+  publish_frame_args a;
+  a.channel = ch;
+  a.exchange = "ex";
+  a.routing_key = "rk";
+  std::uint64_t seq = 0;
+  REQUIRE_FALSE(s.core.publish(a, {}, as_bytes("m1"), 0, {}, &seq));
+  CHECK(seq == 1);
+  s.discard();
+  REQUIRE_FALSE(s.core.publish(a, {}, as_bytes("m2"), 0, {}, &seq));
+  CHECK(seq == 2);
+  const byte_vec second = s.take_raw();  // the frames of publish 2, for channel ch
+  REQUIRE_FALSE(s.core.publish(a, {}, as_bytes("m3"), 0, {}, &seq));
+  s.discard();
+  s.send(ch, ack(1));
+  s.send(ch, ack(3));
+  CHECK(s.core.confirm_settled(ch, 1));
+  CHECK_FALSE(s.core.confirm_settled(ch, 2));
+  CHECK(s.core.confirm_settled(ch, 3));
+  CHECK(s.core.lost_confirms(ch) == nullptr);
+
+  s.core.on_transport_error(std::make_error_code(std::errc::connection_reset));
+  CHECK(s.core.unconfirmed(ch) == 0);  // the channel is gone...
+  const detail::confirm_tracker* lost = s.core.lost_confirms(ch);
+  REQUIRE(lost != nullptr);  // ...but what it knew is kept
+  CHECK(lost->last() == 3);
+  CHECK(lost->unconfirmed() == 1);
+  CHECK(lost->settled(1));
+  CHECK_FALSE(lost->settled(2));
+  CHECK(lost->settled(3));
+  CHECK(lost->tallies().acked == 2);
+
+  // Another connection: publish 2's frames go out on channel 2 of it, as
+  // its publish 1.
+  script t;
+  t.handshake();
+  t.open_channel();
+  const auto other = t.open_channel();
+  REQUIRE(other != ch);
+  t.confirm_select(other);
+  std::uint64_t again = 0;
+  REQUIRE_FALSE(t.core.publish_encoded(other, view(second), false, {}, {}, &again));
+  CHECK(again == 1);
+  CHECK(t.core.unconfirmed(other) == 1);
+  const auto pub = t.expect<basic_publish>(other);
+  CHECK(pub.exchange == "ex");
+  CHECK(pub.routing_key == "rk");
+  const auto header = t.next_frame();
+  CHECK(header.type == frame_type::header);
+  CHECK(header.channel == other);
+  const auto body = t.next_frame();
+  CHECK(body.channel == other);
+  CHECK(std::string(body.payload.begin(), body.payload.end()) == "m2");
+  t.expect_silence();
+
+  // Frames that are not whole, or larger than this connection's frame_max,
+  // are refused and nothing is written.
+  const byte_vec cut(second.begin(), second.end() - 1);
+  CHECK(t.core.publish_encoded(other, view(cut), false, {}, {}, &again) == errc::bad_frame_end);
+  script small;
+  small.handshake(broker_tune(2047, 4096));
+  const auto sch = small.open_channel();
+  small.confirm_select(sch);
+  byte_buffer big;
+  publish_frame_args b = a;
+  b.channel = 9;
+  REQUIRE_FALSE(encode_publish(big, b, {}, as_bytes(std::string(10000, 'x')), 131072));
+  CHECK(small.core.publish_encoded(sch, big.view(), false, {}, {}, &again) == errc::frame_too_large);
+  t.expect_silence();
+  small.expect_silence();
+  CHECK(small.core.unconfirmed(sch) == 0);
+}
+
 TEST_CASE("core confirms: a mandatory publish returned, then acked") {
   script s;
   s.handshake();

@@ -155,6 +155,85 @@ TEST_CASE("recovery: a cut socket; in-flight operations are interrupted, publish
   });
 }
 
+TEST_CASE("recovery: pipelined publishes across a loss: sequence numbers go on, unconfirmed ones unknown or republished") {
+  test::run([]() -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    for (bool republish : {false, true}) {
+      CAPTURE(republish);
+      test::tcp_proxy proxy(ex);
+      auto options = recovering_options(test::unique_name("recover-pipelined"));
+      options.recovery.republish_unconfirmed = republish;
+      auto params = proxy.params();
+      auto pending = connect(params, options);
+      auto conn = co_await std::move(pending);
+      // A channel closed before the loss is not re-opened, so the one in use
+      // gets another number: its prepared publish must follow.
+      auto first = co_await conn.open_channel();
+      auto ch = co_await conn.open_channel();
+      co_await first.close();
+      const std::string queue = test::unique_name("rpq");
+      co_await ch.queue_declare(queue, {.auto_delete = false});
+      co_await ch.confirm_select();
+      const auto prepared = ch.prepare_publish("", queue, {});
+
+      std::vector<std::uint64_t> seqs;
+      for (int i = 0; i < 3; ++i) seqs.push_back(co_await ch.publish_pipelined("", queue, "before"));
+      for (int i = 0; i < 2; ++i) seqs.push_back(co_await ch.publish_pipelined(prepared, "before"));
+      auto settled = co_await ch.wait_for_confirms();
+      CHECK(settled.acked == 5);
+      CHECK(settled.unknown == 0);
+
+      // Sent into a frozen relay, then the socket is cut: never confirmed.
+      proxy.freeze();
+      for (int i = 0; i < 2; ++i) seqs.push_back(co_await ch.publish_pipelined("", queue, "lost"));
+      seqs.push_back(co_await ch.publish_pipelined(prepared, "lost"));
+      co_await test::sleep_for(200ms);
+      CHECK(ch.unconfirmed() == 3);
+      proxy.unfreeze();
+      proxy.cut();
+      co_await expect_recovery(conn);
+
+      seqs.push_back(co_await ch.publish_pipelined("", queue, "after"));
+      seqs.push_back(co_await ch.publish_pipelined(prepared, "after"));
+      std::uint64_t seq = 0;
+      for (int i = 0; i < 100 && !ch.try_publish(prepared, "after", &seq); ++i)
+        co_await test::sleep_for(10ms);
+      REQUIRE(seq != 0);
+      seqs.push_back(seq);
+      // One sequence, rising across the recovery; republished publishes took
+      // the next three numbers on the new channel.
+      const std::vector<std::uint64_t> want =
+          republish ? std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 12, 13, 14}
+                    : std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+      CHECK(seqs == want);
+
+      auto after = co_await ch.wait_for_confirms();
+      CHECK(after.nacked == 0);
+      if (republish) {
+        CHECK(after.republished == 3);
+        CHECK(after.unknown == 0);
+        CHECK(after.acked == 6);  // the three republished and the three new
+      } else {
+        CHECK(after.unknown == 3);
+        CHECK(after.republished == 0);
+        CHECK(after.acked == 3);
+      }
+      auto q = co_await ch.queue_declare(queue, {.passive = true});
+      CHECK(q.message_count == (republish ? 11u : 8u));
+      // Whatever is in the queue is whole: the republished frames went to
+      // the channel's new number.
+      std::size_t lost = 0;
+      while (auto m = co_await ch.get(queue, true)) {
+        CHECK((m->body == "before" || m->body == "lost" || m->body == "after"));
+        if (m->body == "lost") ++lost;
+      }
+      CHECK(lost == (republish ? 3u : 0u));
+      co_await ch.queue_delete(queue);
+      co_await conn.close();
+    }
+  });
+}
+
 TEST_CASE("recovery: gives up after max_attempts, and a user close stops it") {
   test::run([]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;

@@ -153,6 +153,42 @@ check_one_to_one() {
   expect_percentiles "$name" consumer_latency_us
 }
 
+# rabbitmqctl ARGS... against the broker of $url (sudo when not root).
+ctl() {
+  if [[ "$(id -u)" == 0 ]]; then
+    PATH="$PATH:/usr/sbin:/sbin" timeout 60 rabbitmqctl "$@"
+  else
+    PATH="$PATH:/usr/sbin:/sbin" sudo -n timeout 60 rabbitmqctl "$@"
+  fi
+}
+
+# connection_pid NAME: the pid of the broker connection named NAME, waiting
+# up to 20 s for it to appear; empty if it never does.
+connection_pid() {
+  local i
+  for ((i = 0; i < 40; i++)); do
+    local pid
+    pid="$(ctl -q list_connections --no-table-headers pid client_properties 2>/dev/null |
+      grep -F "{\"connection_name\",\"$1\"}" | awk '{print $1}' | head -n 1)"
+    if [[ -n "$pid" ]]; then
+      echo "$pid"
+      return
+    fi
+    sleep 0.5
+  done
+}
+
+# expect_sum NAME: NAME's sent equals confirmed + nacked + failed.
+expect_sum() {
+  local sent confirmed nacked failed
+  sent="$(field "$1" sent)"
+  confirmed="$(field "$1" confirmed)"
+  nacked="$(field "$1" nacked)"
+  failed="$(field "$1" failed)"
+  ((sent == confirmed + nacked + failed)) ||
+    fail "$1: sent $sent is not confirmed $confirmed + nacked $nacked + failed $failed"
+}
+
 # expect_failure NAME TEXT ARGS...: warren-perf ARGS exits 2 (a bad command line
 # or a failed setup) with TEXT in its stderr and no summary.
 expect_failure() {
@@ -258,6 +294,54 @@ case "$scenario" in
     [[ "$(cat "$work/untrusted.rc")" == 2 ]] || fail "amqps without the CA did not fail"
     grep -qF "certificate" "$work/untrusted.err" || fail "amqps without the CA: no certificate error"
     no_secret untrusted
+    ;;
+  connection-closed)
+    # The producer's connection is closed by the broker mid-run (without
+    # --recover): the summary still counts what was published, confirmed,
+    # nacked and failed, and warren-perf exits 1.
+    cleanup_queues+=("$queue")
+    queue_op delete "$queue" >/dev/null
+    id="closed-$$"
+    echo "+ warren-perf --id $id ... (its producer's connection to be closed)"
+    rc=0
+    timeout -k 5 60 "$perf" -h "$url" --id "$id" -x 1 -y 0 -c 200 -u "$queue" -e "" \
+      -f persistent -z 50 --json >"$work/run.out" 2>"$work/run.err" &
+    bg=$!
+    pid="$(connection_pid "warren-perf $id producer 0")"
+    [[ -n "$pid" ]] || { kill "$bg"; fail "the producer's connection did not show up"; }
+    sleep 2
+    ctl close_connection "$pid" "perf test" >/dev/null || { kill "$bg"; fail "close_connection failed"; }
+    wait "$bg" || rc=$?
+    cat "$work/run.out"
+    cat "$work/run.err" >&2
+    [[ "$rc" == 1 ]] || fail "warren-perf exited with $rc after its connection was closed, expected 1"
+    grep '^{"type":"summary"' "$work/run.out" | tail -n 1 >"$work/run.summary" || true
+    [[ -s "$work/run.summary" ]] || fail "no JSON summary after the connection was closed"
+    expect run stopped_by "connection failed"
+    expect_positive run sent
+    expect_positive run confirmed
+    expect_sum run
+    grep -qF "producer failed" "$work/run.err" || fail "stderr does not say the producer failed"
+    # Every confirmed message is in the durable queue.
+    count="$(queue_op count "$queue")"
+    confirmed="$(field run confirmed)"
+    ((count >= confirmed)) || fail "the queue holds $count messages, fewer than the $confirmed confirmed"
+    # The text summary too.
+    perf_bg_text="$work/text.out"
+    id="closed-text-$$"
+    timeout -k 5 60 "$perf" -h "$url" --id "$id" -x 1 -y 0 -c 200 -u "$queue" -e "" \
+      -z 50 >"$perf_bg_text" 2>"$work/text.err" &
+    bg=$!
+    pid="$(connection_pid "warren-perf $id producer 0")"
+    [[ -n "$pid" ]] || { kill "$bg"; fail "the producer's connection did not show up"; }
+    sleep 1
+    ctl close_connection "$pid" "perf test" >/dev/null || { kill "$bg"; fail "close_connection failed"; }
+    rc=0
+    wait "$bg" || rc=$?
+    cat "$perf_bg_text"
+    [[ "$rc" == 1 ]] || fail "warren-perf (text) exited with $rc, expected 1"
+    grep -qE "^published: [1-9][0-9]*, confirmed: [0-9]+, nacked: [0-9]+, failed: [0-9]+$" \
+      "$perf_bg_text" || fail "the text summary has no published/confirmed/nacked/failed line"
     ;;
   bad-flags)
     expect_failure small-size "-s" -s 5

@@ -66,6 +66,10 @@ void check_same(const options& got, const options& want) {
   CHECK(got.prepared == want.prepared);
   CHECK(got.receive_batch_bytes == want.receive_batch_bytes);
   CHECK(got.receive_batch_wait_us == want.receive_batch_wait_us);
+  CHECK(got.id == want.id);
+  CHECK(got.quorum_queue == want.quorum_queue);
+  CHECK(got.recover == want.recover);
+  CHECK(got.republish == want.republish);
 }
 
 // Parses args, which must succeed without --help, and compares every field
@@ -156,6 +160,10 @@ TEST_CASE("perf options: an empty command line gives the defaults") {
   CHECK(o.prepared);
   CHECK(o.receive_batch_bytes == 0);
   CHECK(o.receive_batch_wait_us == 1000);
+  CHECK(o.id.empty());
+  CHECK_FALSE(o.quorum_queue);
+  CHECK_FALSE(o.recover);
+  CHECK_FALSE(o.republish);
   // And the helper agrees with the struct's initialisers.
   check_same(o, options{});
 }
@@ -318,7 +326,8 @@ TEST_CASE("perf options: --help and -? set help") {
                            "-z, --time", "-C, --pmessages", "-D, --cmessages", "-u, --queue",
                            "-e, --exchange", "-t, --type", "-k, --routing-key", "-f, --flag",
                            "-r, --rate", "-i, --interval", "--json", "--taken", "--auto-delete",
-                           "--generic-publish", "--receive-batch", "--help"}) {
+                           "--generic-publish", "--receive-batch", "--id", "--quorum-queue",
+                           "--recover", "--republish", "--help"}) {
     CAPTURE(flag);
     CHECK(contains(usage, flag));
   }
@@ -406,6 +415,32 @@ TEST_CASE("perf options: bad --receive-batch values") {
     const std::string e = error_of({"--receive-batch", v});
     CHECK(e.rfind("bad value '" + std::string(v) + "' for --receive-batch", 0) == 0);
   }
+}
+
+TEST_CASE("perf options: --recover, --republish, --quorum-queue, --id") {
+  // --recover raises the default size to 16: the body names its producer.
+  expect_parsed({"--recover"}, [](options& o) {
+    o.recover = true;
+    o.size = 16;
+  });
+  expect_parsed({"--recover", "-s", "100"}, [](options& o) {
+    o.recover = true;
+    o.size = 100;
+  });
+  expect_parsed({"--recover", "--republish"}, [](options& o) {
+    o.recover = o.republish = true;
+    o.size = 16;
+  });
+  expect_parsed({"-u", "q", "--quorum-queue"}, [](options& o) {
+    o.queue = "q";
+    o.quorum_queue = true;
+  });
+  expect_parsed({"--id", "run-7"}, [](options& o) { o.id = "run-7"; });
+  CHECK(contains(error_of({"--recover", "-s", "12"}), "at least 16 bytes"));
+  CHECK(contains(error_of({"-s", "15", "--recover"}), "at least 16 bytes"));
+  CHECK(error_of({"--republish"}) == "--republish needs --recover");
+  CHECK(error_of({"--quorum-queue"}) == "--quorum-queue needs a named queue (-u)");
+  CHECK(error_of({"--id"}) == "missing value for --id");
 }
 
 // ---------------------------------------------------------------- latency

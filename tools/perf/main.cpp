@@ -56,10 +56,30 @@ std::string reason(const std::exception& e) {
   return e.what();
 }
 
+// What --recover learned of one message, by its sequence number.
+enum class fate : std::uint8_t { none, in_flight, sent, acked, nacked, returned, unknown, failed };
+
 struct producer {
   connection conn;
   channel ch;
   bool done = false;
+  std::uint32_t index = 0;
+  // What this producer published and saw settled, for the count of failed
+  // publishes if its connection dies.
+  std::uint64_t sent = 0, settled = 0;
+  // --recover: the next sequence number, the publishing coroutines still
+  // running, and each message's fate.
+  std::uint64_t next = 0;
+  int lanes = 0;
+  std::vector<fate> fates;
+  std::uint64_t generation = 0;  // channel reopens so far
+};
+
+// --recover: the consumers of one queue (the -u queue, or each consumer's
+// own): how often each producer's messages arrived.
+struct receipt_group {
+  std::vector<std::vector<std::uint8_t>> seen;  // [producer][sequence], saturating
+  std::uint64_t acked_seen = 0;  // distinct messages both confirmed and received
 };
 
 struct consumer_slot {
@@ -67,8 +87,13 @@ struct consumer_slot {
   channel ch;
   consumer stream;
   std::uint64_t received = 0;
+  std::size_t group = 0;
   bool done = false;
 };
+
+// --recover: a run stops waiting for confirmed messages to arrive once no
+// delivery came for this long after the producers finished.
+constexpr std::uint64_t drain_patience_ns = 10'000'000'000;
 
 struct counters {
   std::uint64_t sent = 0, confirmed = 0, nacked = 0, received = 0;
@@ -100,7 +125,10 @@ class run {
     last_report_ = t0_;
     cpu0_ = cpu_now();
     for (auto& p : producers_) {
-      asio::co_spawn(io_, produce(p), asio::detached);
+      if (o_.recover)
+        start_lanes(p);
+      else
+        asio::co_spawn(io_, produce(p), asio::detached);
       // Unroutable mandatory messages come back; left unread they would
       // fill the returns queue and pause the connection.
       if (o_.mandatory) asio::co_spawn(io_, drain_returns(p), asio::detached);
@@ -111,16 +139,27 @@ class run {
       limit_timer_.expires_after(
           std::chrono::nanoseconds(static_cast<std::int64_t>(o_.time_limit * 1e9)));
       limit_timer_.async_wait([this](std::error_code ec) {
-        if (!ec) stop("time limit");
+        if (ec) return;
+        // --recover: the consumers go on until every confirmed message came.
+        if (recovering_run()) {
+          halted_ = true;
+          wake();
+        } else {
+          stop("time limit");
+        }
       });
     }
 
     while (!stopping_ && !finished()) {
-      wake_.expires_at(asio::steady_timer::time_point::max());
+      // --recover looks at the consumers' progress now and then.
+      if (recovering_run())
+        wake_.expires_after(std::chrono::milliseconds(200));
+      else
+        wake_.expires_at(asio::steady_timer::time_point::max());
       co_await wake_.async_wait(tuple_awaitable);
     }
     const std::uint64_t end = now_ns();
-    if (!stopping_) stop("done");
+    if (!stopping_) stop(halted_ ? "time limit" : "done");
     if (send_end_ == 0) send_end_ = end;
     if (producers_end_ == 0) producers_end_ = end;
     if (receive_end_ == 0 || !consumers_finished()) receive_end_ = end;
@@ -146,18 +185,20 @@ class run {
     }
     signals.clear();
     const cpu_times cpu = cpu_now() - cpu0_;
+    if (o_.recover) missing_ = count_missing();
     report_interval(true);
     summary(cpu);
 
     for (auto& p : producers_) co_await close_quietly(p.conn);
     for (auto& c : consumers_) co_await close_quietly(c.conn);
     co_await close_quietly(setup_conn_);
-    co_return 0;
+    co_return failed_run_ || missing_ != 0 ? 1 : 0;
   }
 
  private:
+  // A connection being recovered is closed too: that ends its recovery.
   static asio::awaitable<void> close_quietly(connection& c) {
-    if (!c || !c.is_open()) co_return;
+    if (!c || (!c.is_open() && !c.recovering())) co_return;
     try {
       co_await c.close();
     } catch (const std::exception&) {
@@ -175,12 +216,35 @@ class run {
       if (!c.done) return false;
     return true;
   }
+  // --recover with producers: the run accounts for every message sent.
+  bool recovering_run() const { return o_.recover && !producers_.empty(); }
+
   bool finished() const {
+    if (recovering_run()) return producers_finished() && drained();
     const bool producers_bounded = producers_.empty() || o_.producer_count != 0;
     const bool consumers_bounded =
         consumers_.empty() || consumer_limit_ != 0 || shared_target_ != 0;
     if (!producers_bounded || !consumers_bounded) return false;
     return producers_finished() && consumers_finished();
+  }
+
+  // --recover: every confirmed message has reached every queue's consumers,
+  // or none arrived for drain_patience_ns.
+  bool drained() const {
+    if (consumers_.empty()) return true;
+    bool all = true;
+    for (const auto& g : groups_) all = all && g.acked_seen >= totals_.confirmed;
+    if (all) return true;
+    const std::uint64_t quiet_since = std::max(last_delivery_, producers_end_);
+    return now_ns() - quiet_since > drain_patience_ns;
+  }
+
+  // A producer or consumer failed for good: the run ends and exits 1.
+  void failed(const char* who, const std::exception& e) {
+    if (stopping_) return;
+    complain(std::string(who) + " failed: " + reason(e));
+    failed_run_ = true;
+    stop("connection failed");
   }
 
   void stop(const char* why) {
@@ -195,9 +259,16 @@ class run {
 
   void wake() { wake_.cancel(); }
 
-  asio::awaitable<connection> open_connection(const std::string& name, bool consumer = false) {
+  asio::awaitable<connection> open_connection(const std::string& role, bool consumer = false) {
     connect_options co;
+    const std::string name = o_.id.empty() ? "warren-perf " + role : "warren-perf " + o_.id + " " + role;
     co.connection_name = name;
+    if (o_.recover) {
+      co.recovery.enabled = true;
+      co.recovery.initial_backoff = std::chrono::milliseconds(100);
+      co.recovery.max_backoff = std::chrono::milliseconds(2000);
+      co.recovery.republish_unconfirmed = o_.republish;
+    }
     if (consumer) {
       co.receive_batch_bytes = o_.receive_batch_bytes;
       co.receive_batch_wait = std::chrono::microseconds(o_.receive_batch_wait_us);
@@ -205,7 +276,31 @@ class run {
     auto pending = connect(o_.uris, co);
     connection c = co_await std::move(pending);
     note_fallback(c);
+    if (o_.recover) asio::co_spawn(io_, report_notices(c, name), asio::detached);
     co_return c;
+  }
+
+  // --recover: a line on stderr when a connection is lost, recovered or given
+  // up; ends when the connection is closed.
+  asio::awaitable<void> report_notices(connection c, std::string name) {
+    for (;;) {
+      connection_notice n;
+      try {
+        n = co_await c.next_notice();
+      } catch (const std::exception&) {
+        co_return;
+      }
+      if (n.type == connection_event_type::lost) {
+        complain(name + ": connection lost (" + n.reason + ")");
+      } else if (n.type == connection_event_type::recovered) {
+        ++recoveries_;
+        complain(name + ": recovered on " + n.endpoint);
+      } else if (n.type == connection_event_type::gave_up) {
+        complain(name + ": recovery gave up (" + n.reason + ")");
+      } else if (n.type == connection_event_type::replay_failed) {
+        complain(name + ": could not declare again (" + n.reason + ")");
+      }
+    }
   }
 
   // With several URIs, say once per endpoint when connections land past the
@@ -231,7 +326,8 @@ class run {
                    : !o_.queue.empty()     ? o_.queue
                                            : "warren-perf-" + run_id_;
 
-    setup_conn_ = co_await open_connection("warren-perf setup");
+    run_tag_ = static_cast<std::uint16_t>(rd());
+    setup_conn_ = co_await open_connection("setup");
     setup_ch_ = co_await setup_conn_.open_channel();
     if (!o_.exchange.empty() && o_.exchange.rfind("amq.", 0) != 0)
       co_await setup_ch_.exchange_declare(o_.exchange, {.type = o_.exchange_type});
@@ -246,8 +342,12 @@ class run {
       }
       if (!exists) {
         setup_ch_ = co_await setup_conn_.open_channel();
+        field_table quorum;
+        quorum.set("x-queue-type", "quorum");
         auto r = co_await setup_ch_.queue_declare(
-            o_.queue, {.durable = o_.persistent, .auto_delete = o_.auto_delete});
+            o_.queue, {.durable = o_.persistent || o_.quorum_queue,
+                       .auto_delete = o_.auto_delete,
+                       .arguments = o_.quorum_queue ? &quorum : nullptr});
         baseline_ = r.message_count;
       }
       if (!o_.exchange.empty()) co_await setup_ch_.queue_bind(o_.queue, o_.exchange, routing_key_);
@@ -257,14 +357,17 @@ class run {
     flags_.mandatory = o_.mandatory;
     for (int i = 0; i < o_.producers; ++i) {
       producer p;
-      p.conn = co_await open_connection("warren-perf producer " + std::to_string(i));
+      p.conn = co_await open_connection("producer " + std::to_string(i));
+      p.index = static_cast<std::uint32_t>(i);
       p.ch = co_await p.conn.open_channel();
       if (o_.confirm > 0) co_await p.ch.confirm_select(static_cast<std::size_t>(o_.confirm));
       producers_.push_back(std::move(p));
     }
 
     consumer_limit_ = o_.consumer_count;
-    if (consumer_limit_ == 0 && o_.producer_count != 0 && o_.producers > 0) {
+    // --recover counts by sequence number instead: duplicates and losses
+    // would make a count of deliveries end the run too early or never.
+    if (consumer_limit_ == 0 && o_.producer_count != 0 && o_.producers > 0 && !o_.recover) {
       const std::uint64_t all = o_.producer_count * static_cast<std::uint64_t>(o_.producers);
       if (o_.queue.empty())
         consumer_limit_ = all;  // every consumer's own queue gets every message
@@ -273,7 +376,8 @@ class run {
     }
     for (int i = 0; i < o_.consumers; ++i) {
       consumer_slot c;
-      c.conn = co_await open_connection("warren-perf consumer " + std::to_string(i), true);
+      c.conn = co_await open_connection("consumer " + std::to_string(i), true);
+      c.group = o_.queue.empty() ? static_cast<std::size_t>(i) : 0;
       c.ch = co_await c.conn.open_channel();
       std::string queue = o_.queue;
       if (queue.empty()) {
@@ -283,6 +387,10 @@ class run {
       }
       c.stream = co_await c.ch.consume(queue, {.no_ack = o_.auto_ack, .prefetch = o_.prefetch});
       consumers_.push_back(std::move(c));
+    }
+    if (o_.recover) {
+      groups_.resize(o_.queue.empty() ? consumers_.size() : 1);
+      for (auto& g : groups_) g.seen.resize(producers_.size());
     }
   }
 
@@ -347,6 +455,7 @@ class run {
           seq = co_await p.ch.publish_pipelined(prepared, body);
         }
         ++totals_.sent;
+        ++p.sent;
         if (confirms) {
           if (waited) t = now_ns();
           ring[seq & mask] = t;
@@ -372,11 +481,147 @@ class run {
         count_nacks(s);
       }
     } catch (const std::exception& e) {
-      if (!stopping_) complain("producer failed: " + reason(e));
+      // Every publish whose confirm had not been seen failed with the
+      // connection (without confirms nothing is known of them).
+      if (!stopping_ && confirms) failed_ += p.sent - p.settled;
+      failed("producer", e);
     }
     producers_end_ = std::max(producers_end_, now_ns());
     p.done = true;
     wake();
+  }
+
+  // --recover: -c N publishers per producer (1 without confirms), each
+  // awaiting its publish's outcome; the producer is done when all are.
+  void start_lanes(producer& p) {
+    p.lanes = o_.confirm > 0 ? static_cast<int>(o_.confirm) : 1;
+    for (int i = 0; i < p.lanes; ++i) asio::co_spawn(io_, publish_lane(p), asio::detached);
+  }
+
+  asio::awaitable<void> publish_lane(producer& p) {
+    std::string body(o_.size, '\0');
+    for (std::size_t i = min_size_recover; i < body.size(); ++i)
+      body[i] = static_cast<char>('a' + i % 26);
+    auto* stamp = reinterpret_cast<std::uint8_t*>(body.data());
+    detail::store16(stamp + 12, run_tag_);
+    detail::store16(stamp + 14, static_cast<std::uint16_t>(p.index));
+    const double period_ns = o_.rate > 0 ? 1e9 / o_.rate : 0;
+    asio::steady_timer pace(io_);
+    std::uint64_t current = 0;
+    bool in_flight = false;
+    try {
+      while (!stopping_ && !halted_ && (o_.producer_count == 0 || p.next < o_.producer_count)) {
+        const std::uint64_t i = p.next++;
+        if (period_ns > 0) {
+          const auto due = t0_ + static_cast<std::uint64_t>(static_cast<double>(i) * period_ns);
+          const std::uint64_t now = now_ns();
+          if (due > now + 500000) {
+            pace.expires_after(std::chrono::nanoseconds(due - now));
+            co_await pace.async_wait(tuple_awaitable);
+          }
+        }
+        if (i >= p.fates.size()) p.fates.resize(std::max<std::size_t>(1024, i * 2));
+        const std::uint64_t t = now_ns();
+        detail::store32(stamp, static_cast<std::uint32_t>(i));
+        detail::store64(stamp + 4, t);
+        current = i;
+        in_flight = true;
+        p.fates[i] = fate::in_flight;
+        ++totals_.sent;
+        const std::uint64_t generation = p.generation;
+        publish_outcome r =
+            co_await p.ch.publish(o_.exchange, routing_key_, body, properties_, flags_);
+        in_flight = false;
+        settle_one(p, i, r, t);
+        // RabbitMQ 3.10 nacks every publish on a channel whose first publish
+        // reached a quorum queue without a leader (just after a failover):
+        // a nacked producer reopens its channel, once for all its lanes.
+        if (r.status == publish_status::nacked && generation == p.generation) {
+          ++p.generation;
+          ++reopens_;
+          co_await p.ch.reopen();
+        }
+      }
+    } catch (const std::exception& e) {
+      if (in_flight) {
+        p.fates[current] = fate::failed;
+        ++failed_;
+      }
+      failed("producer", e);
+    }
+    if (--p.lanes == 0) {
+      send_end_ = std::max(send_end_, now_ns());
+      producers_end_ = std::max(producers_end_, now_ns());
+      p.done = true;
+      wake();
+    }
+  }
+
+  // --recover: one publish's outcome, by its sequence number.
+  void settle_one(producer& p, std::uint64_t i, const publish_outcome& r, std::uint64_t sent_at) {
+    if (r.republished) ++republished_;
+    switch (r.status) {
+      case publish_status::acked:
+        p.fates[i] = fate::acked;
+        ++totals_.confirmed;
+        confirm_latency_.add(now_ns() - sent_at);
+        for (auto& g : groups_) {
+          const auto& seen = g.seen[p.index];
+          if (i < seen.size() && seen[i] != 0) ++g.acked_seen;
+        }
+        break;
+      case publish_status::nacked:
+        p.fates[i] = fate::nacked;
+        ++totals_.nacked;
+        break;
+      case publish_status::returned:
+        p.fates[i] = fate::returned;
+        ++returned_;
+        break;
+      case publish_status::unknown:
+        p.fates[i] = fate::unknown;
+        ++unknown_;
+        break;
+      case publish_status::sent:
+        p.fates[i] = fate::sent;
+        break;
+    }
+  }
+
+  // --recover: a delivery, by the producer and sequence number in its body.
+  void count_receipt(const consumer_slot& c, const message& m) {
+    const auto* stamp = reinterpret_cast<const std::uint8_t*>(m.body.data());
+    if (m.body.size() < min_size_recover || detail::load16(stamp + 12) != run_tag_ ||
+        detail::load16(stamp + 14) >= producers_.size()) {
+      ++foreign_;  // not this run's
+      return;
+    }
+    const std::uint32_t from = detail::load16(stamp + 14);
+    const std::uint64_t i = detail::load32(stamp);
+    auto& g = groups_[c.group];
+    auto& seen = g.seen[from];
+    if (i >= seen.size()) seen.resize(std::max<std::size_t>(1024, i * 2));
+    if (seen[i] != 0) {
+      ++duplicates_;
+    } else {
+      const auto& fates = producers_[from].fates;
+      if (i < fates.size() && fates[i] == fate::acked) ++g.acked_seen;
+    }
+    if (seen[i] != 255) ++seen[i];
+  }
+
+  // --recover: confirmed messages some queue's consumers never received.
+  std::uint64_t count_missing() const {
+    if (consumers_.empty()) return 0;
+    std::uint64_t missing = 0;
+    for (const auto& g : groups_) {
+      for (const auto& p : producers_) {
+        const auto& seen = g.seen[p.index];
+        for (std::size_t i = 0; i < p.fates.size(); ++i)
+          if (p.fates[i] == fate::acked && (i >= seen.size() || seen[i] == 0)) ++missing;
+      }
+    }
+    return missing;
   }
 
   asio::awaitable<void> drain_returns(producer& p) {
@@ -396,6 +641,7 @@ class run {
     if (tracked >= settled_end) return;
     const std::uint64_t now = now_ns();
     totals_.confirmed += settled_end - tracked;
+    p.settled += settled_end - tracked;
     for (; tracked < settled_end; ++tracked) confirm_latency_.add(now - ring[tracked & mask]);
   }
 
@@ -439,6 +685,10 @@ class run {
         ++c.received;
         ++totals_.received;
         receive_end_ = now;
+        if (o_.recover) {
+          count_receipt(c, m);
+          last_delivery_ = now;
+        }
         if (!o_.auto_ack) {
           last_tag = m.delivery_tag;
           if (every > 1) {
@@ -446,14 +696,14 @@ class run {
               c.ch.ack(last_tag, true);
               unacked = 0;
             }
-          } else {
-            c.ch.ack(last_tag);
+          } else if (!c.ch.ack(last_tag)) {
+            ++stale_acks_;  // delivered before a recovery: the broker sends it again
           }
         }
       }
       if (unacked != 0) c.ch.ack(last_tag, true);
     } catch (const std::exception& e) {
-      if (!stopping_) complain("consumer failed: " + reason(e));
+      failed("consumer", e);
     }
     c.done = true;
     wake();
@@ -573,14 +823,17 @@ class run {
       std::printf(
           "{\"type\":\"summary\",\"client\":\"warren\",\"size\":%zu,\"producers\":%d,"
           "\"consumers\":%d,\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"nacked\":%" PRIu64
-          ",\"received\":%" PRIu64
+          ",\"received\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"unknown\":%" PRIu64
+          ",\"republished\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"duplicates\":%" PRIu64
+          ",\"recoveries\":%" PRIu64 ",\"reopens\":%" PRIu64
           ",\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
           "\"receive_s\":%.6f,\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"sending_rate\":%.1f,"
           "\"receiving_rate\":%.1f,"
           "\"taken_rate\":%.1f,\"consumer_latency_us\":%s,\"confirm_latency_us\":%s,"
           "\"stopped_by\":\"%s\"}\n",
           o_.size, o_.producers, o_.consumers, totals_.sent, totals_.confirmed, totals_.nacked,
-          totals_.received, send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys,
+          totals_.received, failed_, unknown_, republished_, missing_, duplicates_, recoveries_,
+          reopens_, send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys,
           rate(totals_.sent, send_s), rate(totals_.received, receive_s),
           rate(totals_.sent, taken_s), json_array(cl).c_str(), json_array(fl).c_str(),
           stop_reason_);
@@ -596,6 +849,19 @@ class run {
       if (o_.confirm > 0)
         std::printf("confirm latency min/median/75th/95th/99th %s \xC2\xB5s\n", triple(fl).c_str());
       if (o_.mandatory) std::printf("returned (unroutable): %" PRIu64 "\n", returned_);
+      if (!producers_.empty())
+        std::printf("published: %" PRIu64 ", confirmed: %" PRIu64 ", nacked: %" PRIu64
+                    ", failed: %" PRIu64 "\n",
+                    totals_.sent, totals_.confirmed, totals_.nacked, failed_);
+      if (o_.recover) {
+        std::printf("unknown (unconfirmed at a loss): %" PRIu64 ", republished: %" PRIu64
+                    ", recoveries: %" PRIu64 ", channels reopened after a nack: %" PRIu64 "\n",
+                    unknown_, republished_, recoveries_, reopens_);
+        std::printf("received: %" PRIu64 ", missing (confirmed, never received): %" PRIu64
+                    ", duplicates: %" PRIu64 ", stale acks: %" PRIu64 "\n",
+                    totals_.received, missing_, duplicates_, stale_acks_);
+        if (foreign_ != 0) std::printf("not this run's: %" PRIu64 "\n", foreign_);
+      }
       std::printf("client CPU: %.3f s user + %.3f s system, %.3f \xC2\xB5s/msg\n", cpu.user,
                   cpu.sys, cpu_us);
     }
@@ -629,6 +895,15 @@ class run {
   latency_histogram confirm_all_;
   std::uint64_t epoch_ = 0;
   std::uint64_t returned_ = 0;
+  std::uint64_t failed_ = 0;  // published, then lost with their connection unconfirmed
+  bool failed_run_ = false;
+  // --recover
+  std::uint16_t run_tag_ = 0;  // in every body: tells this run's messages from others
+  std::vector<receipt_group> groups_;
+  bool halted_ = false;        // the time limit stopped the producers
+  std::uint64_t unknown_ = 0, republished_ = 0, duplicates_ = 0, foreign_ = 0;
+  std::uint64_t stale_acks_ = 0, recoveries_ = 0, missing_ = 0, reopens_ = 0;
+  std::uint64_t last_delivery_ = 0;
 
   bool stopping_ = false;
   const char* stop_reason_ = "";

@@ -87,8 +87,22 @@ const char* usage_text() {
          "                           arrived, or US microseconds (default 1000) after the\n"
          "                           last read (connect_options::receive_batch_bytes;\n"
          "                           plain TCP only: amqps connections read as they come)\n"
+         "      --id ID              name the run's connections \"warren-perf ID ...\"\n"
+         "      --quorum-queue       declare the -u queue as a durable quorum queue\n"
+         "      --recover            connection recovery on (connect_options::recovery);\n"
+         "                           each producer keeps -c publishes in flight and awaits\n"
+         "                           every confirm; the summary accounts for each message\n"
+         "                           by sequence number: confirmed, nacked, unknown (lost\n"
+         "                           with a connection), missing (confirmed, never\n"
+         "                           received) and duplicates. A nacked producer reopens\n"
+         "                           its channel (channel::reopen). Body at least 16 bytes\n"
+         "      --republish          with --recover: publish again what was unconfirmed at\n"
+         "                           a loss (recovery_options::republish_unconfirmed)\n"
          "      --help               this text\n"
-         "Body: bytes 0-3 sequence number, 4-11 send time (ns, monotonic clock), padding.\n";
+         "Body: bytes 0-3 sequence number, 4-11 send time (ns, monotonic clock), with\n"
+         "--recover 12-15 the producer's number, then padding.\n"
+         "Exit status: 0; 1 when a connection failed for good or (--recover) a confirmed\n"
+         "message was never received; 2 for a bad command line or a failed setup.\n";
 }
 
 bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
@@ -96,6 +110,7 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
   help = false;
   // The first -h or -H replaces the default; later ones add to the list.
   bool uri_given = false;
+  bool size_given = false;
   const auto add_uri = [&](std::string uri) {
     if (!uri_given) o.uris.clear();
     uri_given = true;
@@ -118,6 +133,26 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
     }
     if (a == "--auto-delete") {
       o.auto_delete = true;
+      continue;
+    }
+    if (a == "--quorum-queue") {
+      o.quorum_queue = true;
+      continue;
+    }
+    if (a == "--recover") {
+      o.recover = true;
+      continue;
+    }
+    if (a == "--republish") {
+      o.republish = true;
+      continue;
+    }
+    if (a == "--id") {
+      if (i + 1 >= args.size()) {
+        error = "missing value for --id";
+        return false;
+      }
+      o.id = args[++i];
       continue;
     }
     if (a == "--generic-publish") {
@@ -172,7 +207,10 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
         break;
       case 'x': ok = parse_int(v, o.producers) && o.producers >= 0; break;
       case 'y': ok = parse_int(v, o.consumers) && o.consumers >= 0; break;
-      case 's': ok = parse_int(v, o.size); break;
+      case 's':
+        ok = parse_int(v, o.size);
+        size_given = true;
+        break;
       case 'A': ok = parse_int(v, o.multi_ack_every); break;
       case 'q': ok = parse_int(v, o.prefetch); break;
       case 'c': ok = parse_int(v, o.confirm); break;
@@ -200,9 +238,24 @@ bool parse_options(const std::vector<std::string>& args, options& o, bool& help,
       return false;
     }
   }
-  if (o.size < 12) {
+  if (o.size < min_size) {
     error = "-s: the body holds a sequence number and a timestamp, so at least 12 bytes";
     return false;
+  }
+  if (o.republish && !o.recover) {
+    error = "--republish needs --recover";
+    return false;
+  }
+  if (o.quorum_queue && o.queue.empty()) {
+    error = "--quorum-queue needs a named queue (-u)";
+    return false;
+  }
+  if (o.recover && o.size < min_size_recover) {
+    if (size_given) {
+      error = "-s: with --recover the body also names its producer, so at least 16 bytes";
+      return false;
+    }
+    o.size = min_size_recover;
   }
   if (o.taken && o.queue.empty()) {
     error = "--taken needs a named queue (-u)";

@@ -43,7 +43,23 @@ struct options {
   // connections (connect_options::receive_batch_bytes / _wait).
   std::size_t receive_batch_bytes = 0;
   std::uint32_t receive_batch_wait_us = 1000;
+  // --id ID: named in every connection's name ("warren-perf ID producer 0"),
+  // so that one run's connections can be told apart on the broker.
+  std::string id;
+  // --quorum-queue: the -u queue, if declared, is a durable quorum queue.
+  bool quorum_queue = false;
+  // --recover: connection recovery on for every connection; publishers
+  // await each confirm (-c N publishes in flight per producer) and the
+  // summary accounts for every message by its body's sequence number.
+  bool recover = false;
+  // --republish (with --recover): publishes unconfirmed at a loss are
+  // published again after recovery instead of ending with an unknown outcome.
+  bool republish = false;
 };
+
+// With --recover the body also names its producer (bytes 12-15).
+inline constexpr std::size_t min_size = 12;
+inline constexpr std::size_t min_size_recover = 16;
 
 // Parses argv (without the program name). Returns false and fills `error`
 // on a bad command line; sets `help` for -?/--help.
