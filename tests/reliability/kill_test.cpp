@@ -1,15 +1,20 @@
 // Check 1: kill -9 of the broker during 100,000 persistent, confirmed publishes
 // to a durable queue, without recovery. Every publish confirmed before the kill
 // is in the queue after the node restarts; every other publish fails at its
-// caller with an error; no call hangs.
+// caller with an error; no call hangs. And warren-perf under the same kill:
+// its summary still counts what was published, confirmed, nacked and failed,
+// and it exits non-zero.
 #include <doctest/doctest.h>
 
 #include <asio/this_coro.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "reliability.hpp"
@@ -163,4 +168,74 @@ TEST_CASE("reliability: kill -9 during 100k persistent confirmed publishes loses
   // Every publish ended one way or the other: confirmed, nacked, or failed.
   CHECK(t->confirmed + t->nacked + t->failed == total);
   CHECK(present >= t->confirmed);
+}
+
+namespace {
+
+// The number at "key": in a JSON line; -1 if absent.
+long long json_number(const std::string& line, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  const auto at = line.find(k);
+  return at == std::string::npos ? -1 : std::atoll(line.c_str() + at + k.size());
+}
+
+}  // namespace
+
+TEST_CASE("reliability: warren-perf counts published, confirmed, nacked and failed when its broker is killed" *
+          doctest::skip(!rel::wanted())) {
+  const char* perf = std::getenv("WARREN_PERF");
+  REQUIRE_MESSAGE(perf != nullptr, "WARREN_PERF names build/warren-perf (meson sets it)");
+  const long pid = cluster::os_pid(rel::node_name());
+  REQUIRE(pid > 0);
+  restart_at_exit restart;
+  restart.armed = true;
+
+  const std::string out = "/tmp/warren-rel-perf." + std::to_string(::getpid());
+  const std::string cmd = "timeout 60 '" + std::string(perf) + "' -h '" + rel::node_url() +
+                          "' -x 2 -y 0 -s 64 -c 500 -f persistent -u warren-rel.perf -e '' -z 60 "
+                          "--json >" + out + ".out 2>" + out + ".err";
+  int status = -1;
+  const auto t0 = clock_type::now();
+  std::thread runner([&] { status = std::system(cmd.c_str()); });
+  std::this_thread::sleep_for(3s);
+  const auto killed_at = clock_type::now();
+  REQUIRE(cluster::kill_hard(pid));
+  runner.join();
+  const double after_kill = rel::seconds_between(killed_at, clock_type::now());
+  (void)t0;
+
+  std::string summary, errors, line;
+  {
+    std::ifstream o(out + ".out");
+    while (std::getline(o, line))
+      if (line.rfind("{\"type\":\"summary\"", 0) == 0) summary = line;
+    std::ifstream e(out + ".err");
+    while (std::getline(e, line)) errors += line + "\n";
+  }
+  std::remove((out + ".out").c_str());
+  std::remove((out + ".err").c_str());
+  const int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const long long sent = json_number(summary, "sent"), confirmed = json_number(summary, "confirmed"),
+                  nacked = json_number(summary, "nacked"), failed = json_number(summary, "failed");
+  std::printf("reliability: kill-9 under warren-perf: exit %d %.3f s after the kill; sent %lld "
+              "confirmed %lld nacked %lld failed %lld\n",
+              rc, after_kill, sent, confirmed, nacked, failed);
+  INFO("stderr: ", errors);
+  INFO("summary: ", summary);
+  CHECK(rc == 1);
+  CHECK(after_kill < 10);
+  REQUIRE_FALSE(summary.empty());
+  CHECK(sent > 0);
+  CHECK(confirmed > 0);
+  CHECK(failed > 0);
+  CHECK(sent == confirmed + nacked + failed);
+  CHECK(errors.find("producer failed") != std::string::npos);
+
+  REQUIRE(cluster::script("standalone start") == 0);
+  restart.armed = false;
+  test::run([]() -> asio::awaitable<void> {
+    auto c = co_await rel::open_node();
+    co_await rel::delete_queue(c, "warren-rel.perf");
+    co_await c.close();
+  });
 }

@@ -72,6 +72,9 @@ struct consumer_slot {
 
 struct counters {
   std::uint64_t sent = 0, confirmed = 0, nacked = 0, received = 0;
+  // Published in confirm mode, and neither confirmed nor nacked when the
+  // producer's connection failed.
+  std::uint64_t failed = 0;
 };
 
 class run {
@@ -152,7 +155,7 @@ class run {
     for (auto& p : producers_) co_await close_quietly(p.conn);
     for (auto& c : consumers_) co_await close_quietly(c.conn);
     co_await close_quietly(setup_conn_);
-    co_return 0;
+    co_return failures_ != 0 ? 1 : 0;
   }
 
  private:
@@ -371,8 +374,16 @@ class run {
         settle(p, last_seq, tracked, ring, mask);
         count_nacks(s);
       }
+      // Stopped by another's failure, with this connection lost as well.
+      if (!p.conn.is_open()) throw error(p.conn.close_reason());
     } catch (const std::exception& e) {
-      if (!stopping_) complain("producer failed: " + reason(e));
+      // Nothing stops a producer by closing its connection: this is a real
+      // failure (a lost connection, say). What the broker never settled
+      // failed with it; the run ends with the summary and a non-zero exit.
+      if (confirms) totals_.failed += last_seq + 1 - tracked;
+      ++failures_;
+      complain("producer failed: " + reason(e));
+      stop("failure");
     }
     producers_end_ = std::max(producers_end_, now_ns());
     p.done = true;
@@ -453,7 +464,12 @@ class run {
       }
       if (unacked != 0) c.ch.ack(last_tag, true);
     } catch (const std::exception& e) {
-      if (!stopping_) complain("consumer failed: " + reason(e));
+      // stop() closes the consumers' connections: only a failure before it counts.
+      if (!stopping_) {
+        ++failures_;
+        complain("consumer failed: " + reason(e));
+        stop("failure");
+      }
     }
     c.done = true;
     wake();
@@ -573,18 +589,22 @@ class run {
       std::printf(
           "{\"type\":\"summary\",\"client\":\"warren\",\"size\":%zu,\"producers\":%d,"
           "\"consumers\":%d,\"sent\":%" PRIu64 ",\"confirmed\":%" PRIu64 ",\"nacked\":%" PRIu64
-          ",\"received\":%" PRIu64
+          ",\"failed\":%" PRIu64 ",\"received\":%" PRIu64
           ",\"send_s\":%.6f,\"confirm_s\":%.6f,\"taken_s\":%.6f,"
           "\"receive_s\":%.6f,\"cpu_s\":%.6f,\"user_s\":%.6f,\"sys_s\":%.6f,\"sending_rate\":%.1f,"
           "\"receiving_rate\":%.1f,"
           "\"taken_rate\":%.1f,\"consumer_latency_us\":%s,\"confirm_latency_us\":%s,"
           "\"stopped_by\":\"%s\"}\n",
           o_.size, o_.producers, o_.consumers, totals_.sent, totals_.confirmed, totals_.nacked,
-          totals_.received, send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys,
+          totals_.failed, totals_.received, send_s, producers_s, taken_s, receive_s, cpu.total(), cpu.user, cpu.sys,
           rate(totals_.sent, send_s), rate(totals_.received, receive_s),
           rate(totals_.sent, taken_s), json_array(cl).c_str(), json_array(fl).c_str(),
           stop_reason_);
     } else {
+      std::printf("messages: sent %" PRIu64 ", confirmed %" PRIu64 ", nacked %" PRIu64
+                  ", failed %" PRIu64 ", received %" PRIu64 "\n",
+                  totals_.sent, totals_.confirmed, totals_.nacked, totals_.failed,
+                  totals_.received);
       std::printf("sending rate avg: %.0f msg/s\n", rate(totals_.sent, send_s));
       std::printf("receiving rate avg: %.0f msg/s\n", rate(totals_.received, receive_s));
       if (taken_end_ != 0)
@@ -632,6 +652,7 @@ class run {
 
   bool stopping_ = false;
   const char* stop_reason_ = "";
+  int failures_ = 0;  // producers and consumers whose connection failed
   std::uint64_t t0_ = 0;
   std::uint64_t last_report_ = 0;
   cpu_times cpu0_;
