@@ -34,6 +34,7 @@
 #include "tools/perf/options.hpp"
 #include "tools/redact.hpp"
 #include "warren/client/connection.hpp"
+#include "warren/client/timeout.hpp"
 #include "warren/client/uri.hpp"
 #include "warren/codec/bytes.hpp"
 
@@ -374,8 +375,16 @@ class run {
         settle(p, last_seq, tracked, ring, mask);
         count_nacks(s);
       }
-      // Stopped by another's failure, with this connection lost as well.
-      if (!p.conn.is_open()) throw error(p.conn.close_reason());
+      // Stopped by another's failure: settle what this producer has in
+      // flight, within a bound, so that the counts add up; its connection
+      // may be failing too (the same broker killed, say).
+      if (confirms && stopping_ && failures_ != 0) {
+        if (!p.conn.is_open()) throw error(p.conn.close_reason());
+        auto pending = with_timeout(p.ch.wait_for_confirms(), std::chrono::seconds(5));
+        const confirm_summary s = co_await std::move(pending);
+        settle(p, last_seq, tracked, ring, mask);
+        count_nacks(s);
+      }
     } catch (const std::exception& e) {
       // Nothing stops a producer by closing its connection: this is a real
       // failure (a lost connection, say). What the broker never settled
