@@ -123,6 +123,14 @@ class run {
       wake_.expires_at(asio::steady_timer::time_point::max());
       co_await wake_.async_wait(tuple_awaitable);
     }
+    // After a failure the other producers settle what they have in flight
+    // (see produce), so that the summary counts it: wait for them, 10 s at most.
+    const auto settle_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (failures_ != 0 && !producers_finished() &&
+           std::chrono::steady_clock::now() < settle_by) {
+      wake_.expires_at(settle_by);
+      co_await wake_.async_wait(tuple_awaitable);
+    }
     const std::uint64_t end = now_ns();
     if (!stopping_) stop("done");
     if (send_end_ == 0) send_end_ = end;
