@@ -108,6 +108,8 @@ TEST_CASE("reliability: close_connection with 1000 confirms in flight fails each
         const std::string pid = rel::connection_pid(name);
         REQUIRE_FALSE(pid.empty());
 
+        // Every publisher, and the consumer, waits on the broker now.
+        const int waiting = t->running;
         // rabbitmqctl on a thread of its own: the connection keeps working meanwhile.
         std::atomic<bool> done{false};
         clock_type::time_point issued = clock_type::now(), returned{};
@@ -122,16 +124,17 @@ TEST_CASE("reliability: close_connection with 1000 confirms in flight fails each
         closer.join();
         REQUIRE_MESSAGE(r.status == 0, r.output);
 
-        const int in_flight = t->failed_320 + t->failed_other;
         const double after_close = rel::seconds_between(t->first_fail, t->last_fail);
         const double after_command = rel::seconds_between(returned, t->last_fail);
         std::printf(
-            "reliability: forced-close: pending %d failed-320 %d failed-other %d, last failure "
+            "reliability: forced-close: waiting %d (1000 publishes and a consumer) failed-320 %d "
+            "failed-other %d, last failure "
             "%.3f s after the first, %.3f s after rabbitmqctl returned (it ran %.3f s); "
             "%llu confirmed before\n",
-            in_flight, t->failed_320, t->failed_other, after_close, after_command,
+            waiting, t->failed_320, t->failed_other, after_close, after_command,
             rel::seconds_between(issued, returned),
             static_cast<unsigned long long>(t->confirmed));
+        CHECK(waiting == expected);
         CHECK(t->running == 0);
         CHECK(t->failed_320 == expected);
         CHECK_MESSAGE(t->failed_other == 0, t->other_error.describe());

@@ -195,14 +195,12 @@ TEST_CASE("reliability: warren-perf counts published, confirmed, nacked and fail
                           "' -x 2 -y 0 -s 64 -c 500 -f persistent -u warren-rel.perf -e '' -z 60 "
                           "--json >" + out + ".out 2>" + out + ".err";
   int status = -1;
-  const auto t0 = clock_type::now();
   std::thread runner([&] { status = std::system(cmd.c_str()); });
   std::this_thread::sleep_for(3s);
   const auto killed_at = clock_type::now();
   REQUIRE(cluster::kill_hard(pid));
   runner.join();
   const double after_kill = rel::seconds_between(killed_at, clock_type::now());
-  (void)t0;
 
   std::string summary, errors, line;
   {
