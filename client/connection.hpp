@@ -98,7 +98,9 @@ struct connect_options {
   // How long a publish may wait while the broker blocks the connection
   // (connection.blocked) before failing with errc::blocked_timeout.
   std::chrono::milliseconds blocked_timeout{60000};
-  // Largest message body accepted from the broker.
+  // Largest message body accepted from the broker. A larger one is skipped
+  // unstored and closes its channel with errc::message_too_large (the broker
+  // requeues it); the connection stays open.
   std::uint64_t max_body_size = 512ull << 20;
   // Receive batching, for connections that consume at high rates; off (0) by
   // default. Once one read brings at least 1 KiB (or receive_batch_bytes, if

@@ -176,6 +176,10 @@ void connection_core::on_frame(const frame_view& f) {
       break;
     default: break;
   }
+  if (ec == errc::message_too_large) {
+    refuse_content(f.channel, *c);
+    return;
+  }
   if (ec) {
     auto code = ec == errc::unexpected_frame ? reply_code::unexpected_frame : reply_code::frame_error;
     protocol_error(code, ec, ec.message());
@@ -1100,19 +1104,46 @@ void connection_core::request_expired(std::uint16_t ch, const pending_request& r
     return;
   }
   const bool closing = req.key == channel_close::key;
-  error_info why = info(errc::timeout, text + "; the channel is closed");
+  abandon_channel(ch, info(errc::timeout, text + "; the channel is closed"),
+                  "closed by the client: a reply timed out", !closing);
+}
+
+void connection_core::abandon_channel(std::uint16_t ch, const error_info& why,
+                                      std::string close_text, bool send_close) {
   if (logging()) log(log_level::warning, "channel " + std::to_string(ch) + ": " + why.text);
   fail_channel(ch, why);
   // The broker may still answer: the id stays taken until it answers our
   // close, and everything else it sends there is dropped.
   channels_[ch]->state = channel_state::status::abandoned;
-  if (!closing) {
+  if (send_close) {
     channel_close close;
     close.reply_code = static_cast<std::uint16_t>(reply_code::reply_success);
-    close.reply_text = "closed by the client: a reply timed out";
+    close.reply_text = std::move(close_text);
     encode_method_frame(out(), ch, close);
     ++counters_.frames_out;
   }
+}
+
+void connection_core::refuse_content(std::uint16_t ch, channel_state& c) {
+  // The body frames that follow can be skipped, so the connection need not
+  // end: a channel we are closing drops the content anyway; any other closes
+  // with the error (the broker requeues what it delivered there, this
+  // message included, once it has closed).
+  if (c.state == channel_state::status::closing) {
+    c.content_for = channel_state::target::discarded;
+    c.content.skip_body();
+    return;
+  }
+  const std::string size = std::to_string(c.content.declared_size());
+  const std::string limit = std::to_string(c.content.max_body_size());
+  abandon_channel(ch,
+                  info(errc::message_too_large,
+                       "a message of " + size + " bytes on channel " + std::to_string(ch) +
+                           " is larger than max_body_size (" + limit +
+                           " bytes); the channel is closed"),
+                  "closed by the client: a message of " + size + " bytes exceeds its limit of " +
+                      limit,
+                  true);
 }
 
 void connection_core::heartbeat_tick(bool unread_waiting) {

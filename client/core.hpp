@@ -393,6 +393,13 @@ class connection_core {
   void protocol_error(reply_code code, std::error_code ec, std::string text);
   // A reply did not come in time: fail the channel (or the connection).
   void request_expired(std::uint16_t ch, const pending_request& req);
+  // Fails channel `ch` with `why` and sends channel.close (unless one is on
+  // the wire already); the id stays taken, and everything the broker sends
+  // there but the close's answer is dropped, until it answers.
+  void abandon_channel(std::uint16_t ch, const error_info& why, std::string close_text,
+                       bool send_close);
+  // A content header over max_body_size on channel `ch`.
+  void refuse_content(std::uint16_t ch, channel_state& c);
   // The connection is gone: fail everything pending with `why`.
   // `report`: log it as a failure (unless the connection was not open).
   void fail_all(const error_info& why, bool report = true);

@@ -54,10 +54,28 @@ bool content_assembler::on_header(bytes_view payload, std::error_code& ec) {
   return false;
 }
 
+void content_assembler::skip_body() noexcept {
+  body_.clear();
+  skipped_ = 0;
+  skipping_ = true;
+  state_ = state::want_body;
+}
+
 bool content_assembler::on_body(bytes_view payload, std::error_code& ec) {
   if (state_ != state::want_body) {
     ec = errc::unexpected_frame;
     return false;
+  }
+  if (skipping_) {
+    if (payload.size() > header_.body_size - skipped_) {
+      ec = errc::body_size_mismatch;
+      return false;
+    }
+    skipped_ += payload.size();
+    if (skipped_ != header_.body_size) return false;
+    skipping_ = false;
+    state_ = state::idle;
+    return true;
   }
   if (payload.size() > header_.body_size - body_.size()) {
     ec = errc::body_size_mismatch;
@@ -79,6 +97,7 @@ std::string content_assembler::take_body() noexcept {
 
 void content_assembler::reset() noexcept {
   state_ = state::idle;
+  skipping_ = false;
   body_.clear();
 }
 

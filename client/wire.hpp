@@ -51,8 +51,14 @@ class content_assembler {
   void expect_header() noexcept { state_ = state::want_header; }
 
   // Returns true once the whole body is in (at once for an empty body).
+  // A body over max_body_size fails on_header with errc::message_too_large;
+  // skip_body() then lets the body frames pass, unstored, to the end.
   bool on_header(bytes_view payload, std::error_code& ec);
   bool on_body(bytes_view payload, std::error_code& ec);
+  void skip_body() noexcept;
+  // The body size the last content header declared, and the limit.
+  std::uint64_t declared_size() const noexcept { return header_.body_size; }
+  std::uint64_t max_body_size() const noexcept { return max_body_size_; }
 
   // The completed message; leaves the assembler idle for the next one.
   basic_properties& properties() noexcept { return header_.properties; }
@@ -67,6 +73,8 @@ class content_assembler {
   content_header header_;
   std::string body_;
   std::uint64_t max_body_size_;
+  std::uint64_t skipped_ = 0;  // bytes of a skipped body so far
+  bool skipping_ = false;
 };
 
 }  // namespace warren

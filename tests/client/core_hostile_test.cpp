@@ -355,3 +355,88 @@ TEST_CASE("core heartbeats while reading is paused") {
     CHECK(s.core.close_reason().code == errc::heartbeat_timeout);
   }
 }
+
+TEST_CASE("core a delivery over max_body_size closes its channel, not the connection") {
+  detail::core_config cfg;
+  cfg.max_body_size = 100;
+  script s(cfg);
+  s.handshake();
+  const auto ch = s.open_channel();
+  const auto other = s.open_channel();
+  auto c = s.consume(ch, "q", "t");
+  recorder waiting;
+  s.core.wait_delivery(c, s.core.next_op_id(), waiting.cb());
+  REQUIRE_FALSE(waiting.done());
+
+  basic_deliver d;
+  d.consumer_tag = "t";
+  d.delivery_tag = 1;
+  // 1000 bytes in body frames of 64: skipped, never stored.
+  s.send_message(ch, d, std::string(1000, 'x'), {}, 64);
+  auto close = s.expect<channel_close>(ch);
+  CHECK(close.reply_code == 200);
+  CHECK(close.reply_text.find("1000") != std::string::npos);
+  s.expect_silence();
+  REQUIRE(waiting.done());
+  CHECK(waiting.code() == errc::message_too_large);
+  CHECK(waiting.result().error.text.find("1000 bytes") != std::string::npos);
+  CHECK(waiting.result().error.text.find("(100 bytes)") != std::string::npos);
+  CHECK(s.core.is_open());
+  CHECK_FALSE(s.core.is_channel_open(ch));
+
+  // What the broker had sent there before our close is dropped; its close-ok
+  // frees the id.
+  s.send_message(ch, d, std::string(10, 'y'));
+  s.send(ch, channel_close_ok{});
+  s.expect_silence();
+
+  // The other channel works on.
+  auto declared = s.request(other, declare("q2"));
+  s.expect<queue_declare>(other);
+  queue_declare_ok ok;
+  ok.queue = "q2";
+  s.send(other, ok);
+  CHECK(declared.ok());
+  CHECK(s.core.is_open());
+}
+
+TEST_CASE("core a basic.get-ok over max_body_size fails the get and closes the channel") {
+  detail::core_config cfg;
+  cfg.max_body_size = 100;
+  script s(cfg);
+  s.handshake();
+  const auto ch = s.open_channel();
+  basic_get g;
+  g.queue = "q";
+  auto got = s.request(ch, g);
+  s.expect<basic_get>(ch);
+  basic_get_ok ok;
+  ok.delivery_tag = 1;
+  s.send_message(ch, ok, std::string(101, 'x'));
+  s.expect<channel_close>(ch);
+  REQUIRE(got.done());
+  CHECK(got.code() == errc::message_too_large);
+  CHECK(s.core.is_open());
+}
+
+TEST_CASE("core a delivery over max_body_size on a channel being closed is skipped") {
+  detail::core_config cfg;
+  cfg.max_body_size = 100;
+  script s(cfg);
+  s.handshake();
+  const auto ch = s.open_channel();
+  auto c = s.consume(ch, "q", "t");
+  recorder closed;
+  s.core.close_channel(ch, s.core.next_op_id(), closed.cb());
+  s.expect<channel_close>(ch);
+  basic_deliver d;
+  d.consumer_tag = "t";
+  d.delivery_tag = 1;
+  s.send_message(ch, d, std::string(1000, 'x'), {}, 300);
+  s.expect_silence();
+  CHECK(s.core.is_open());
+  s.send(ch, channel_close_ok{});
+  REQUIRE(closed.done());
+  CHECK(closed.ok());
+  s.expect_silence();
+}

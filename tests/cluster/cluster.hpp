@@ -68,14 +68,18 @@ inline bool wanted() {
   return false;
 }
 
-// The OS pid of node N's Erlang VM, from the node itself; 0 if it does not answer.
-inline long os_pid(int node) {
-  auto r = rabbitmqctl("-n " + node_name(node) + " eval 'os:getpid().'");
+// The OS pid of the Erlang VM of the node called `name` ("rabbit-1@localhost"),
+// from the node itself; 0 if it does not answer.
+inline long os_pid(const std::string& name) {
+  auto r = rabbitmqctl("-n " + name + " eval 'os:getpid().'");
   std::string digits;
   for (char c : r.output)
     if (c >= '0' && c <= '9') digits += c;
   return r.status == 0 && !digits.empty() ? std::stol(digits) : 0;
 }
+
+// The same for node N of the cluster.
+inline long os_pid(int node) { return os_pid(node_name(node)); }
 
 inline bool kill_hard(long pid) {
   if (::kill(static_cast<pid_t>(pid), SIGKILL) == 0) return true;
