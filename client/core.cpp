@@ -305,7 +305,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
   }
   switch (key) {
     case basic_deliver::key:
-      ec = expect_content(c, payload, c.deliver, channel_state::target::deliver);
+      ec = expect_delivery(c, payload);
       break;
     case basic_ack::key: {
       basic_ack a;
@@ -459,12 +459,11 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
     return;
   }
   if (target == channel_state::target::deliver) {
-    consumer_state* s = c.consumers.find(c.deliver.consumer_tag);
+    consumer_state* s = c.consumers.find(c.incoming->consumer_tag);
     if (s == nullptr) {
       // A consumer nobody registered (RabbitMQ sends none after cancel-ok):
       // dropping it would leave its tag unacknowledged for good.
-      c.content.take_body();
-      requeue(ch, c.deliver.delivery_tag);
+      requeue(ch, c.incoming->delivery_tag);
       return;
     }
     deliver(c, *s);
@@ -511,15 +510,34 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   }
 }
 
+std::error_code connection_core::expect_delivery(channel_state& c, bytes_view payload) {
+  if (!c.incoming) c.incoming = std::make_unique<message>();
+  message& m = *c.incoming;
+  // basic.deliver's arguments (as basic_deliver::decode_arguments reads them),
+  // into the message that will carry them.
+  reader r(payload);
+  r.u32();  // the method key, already matched
+  r.shortstr_into(m.consumer_tag);
+  m.delivery_tag = r.u64();
+  m.redelivered = (r.u8() & 1u) != 0;
+  r.shortstr_into(m.exchange);
+  r.shortstr_into(m.routing_key);
+  if (!r.ok()) return r.error();
+  if (!r.empty()) return errc::trailing_bytes;
+  m.message_count = 0;
+  c.content_for = channel_state::target::deliver;
+  c.content.expect_header(m.properties, m.body);
+  return {};
+}
+
 void connection_core::deliver(channel_state& c, consumer_state& s) {
   if (s.orphan) {
     // Nobody will read it: hand it back rather than leave it unacked.
-    if (!s.no_ack) requeue(s.channel, c.deliver.delivery_tag);
-    c.content.take_body();
+    if (!s.no_ack) requeue(s.channel, c.incoming->delivery_tag);
     return;
   }
-  // Straight into the stream's ring: no message built and moved in between.
-  if (push_delivery(s, c.deliver, c.content)) ++full_streams_;
+  // Straight into the stream's ring: no fields copied in between.
+  if (push_delivery(s, c.incoming)) ++full_streams_;
 }
 
 message* connection_core::take_delivery(const std::shared_ptr<consumer_state>& c) {

@@ -27,6 +27,9 @@ struct content_header {
 // Fails with truncated, bad_content_header (a class other than basic, bad
 // flags) or trailing_bytes.
 std::error_code decode_content_header(bytes_view payload, content_header& out);
+// The same, the properties decoded into `props` (whose storage is reused).
+std::error_code decode_content_header(bytes_view payload, std::uint16_t& class_id,
+                                      std::uint64_t& body_size, basic_properties& props);
 void encode_content_header(writer& w, std::uint64_t body_size, const basic_properties& props);
 
 // Collects the header and body frames that follow a content-carrying method
@@ -48,24 +51,38 @@ class content_assembler {
 
   // A content-carrying method arrived: the next frame on the channel must be
   // its content header.
-  void expect_header() noexcept { state_ = state::want_header; }
+  void expect_header() noexcept {
+    state_ = state::want_header;
+    props_ = &header_.properties;
+    body_ = &own_body_;
+  }
+  // The same, the message assembled straight into `props` and `body` (a
+  // delivery's own message): they must stay put until it is complete or
+  // reset(), and properties() and take_body() then refer to them.
+  void expect_header(basic_properties& props, std::string& body) noexcept {
+    state_ = state::want_header;
+    props_ = &props;
+    body_ = &body;
+  }
 
   // Returns true once the whole body is in (at once for an empty body).
   bool on_header(bytes_view payload, std::error_code& ec);
   bool on_body(bytes_view payload, std::error_code& ec);
 
   // The completed message; leaves the assembler idle for the next one.
-  basic_properties& properties() noexcept { return header_.properties; }
+  basic_properties& properties() noexcept { return *props_; }
   std::string take_body() noexcept;
-  // Hands the completed body over in exchange for `into`'s storage, which
-  // the next body reuses (up to a bound: a huge one is not kept).
-  void swap_body(std::string& into) noexcept { into.swap(body_); }
   void reset() noexcept;
+
+  content_assembler(const content_assembler&) = delete;
+  content_assembler& operator=(const content_assembler&) = delete;
 
  private:
   state state_ = state::idle;
   content_header header_;
-  std::string body_;
+  std::string own_body_;
+  basic_properties* props_ = &header_.properties;  // where this message goes
+  std::string* body_ = &own_body_;
   std::uint64_t max_body_size_;
 };
 
