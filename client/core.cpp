@@ -111,6 +111,19 @@ void connection_core::process_frames() {
 }
 
 void connection_core::on_frame(const frame_view& f) {
+  // The common case first: a frame on an open channel of an open connection.
+  if (f.channel != 0 && f.channel < channels_.size() && phase_ == phase::open &&
+      f.type != frame_type::heartbeat) {
+    channel_state* c = channels_[f.channel].get();
+    if (c != nullptr && c->state == channel_state::status::open) {
+      on_channel_frame(*c, f);
+      return;
+    }
+  }
+  on_other_frame(f);
+}
+
+void connection_core::on_other_frame(const frame_view& f) {
   if (f.type == frame_type::heartbeat) {
     if (f.channel != 0)
       protocol_error(reply_code::command_invalid, errc::unexpected_frame,
@@ -147,21 +160,25 @@ void connection_core::on_frame(const frame_view& f) {
                    "frame on channel " + std::to_string(f.channel) + ", which is not open");
     return;
   }
+  on_channel_frame(*c, f);
+}
+
+void connection_core::on_channel_frame(channel_state& c, const frame_view& f) {
   std::error_code ec;
   switch (f.type) {
     case frame_type::method:
-      if (!c->content.idle()) {
+      if (!c.content.idle()) {
         protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
                        "method frame in the middle of a message's content");
         return;
       }
-      on_channel_method(f.channel, *c, f.payload);
+      on_channel_method(f.channel, c, f.payload);
       return;
     case frame_type::header:
-      if (c->content.on_header(f.payload, ec)) on_content_complete(f.channel, *c);
+      if (c.content.on_header(f.payload, ec)) on_content_complete(f.channel, c);
       break;
     case frame_type::body:
-      if (c->content.on_body(f.payload, ec)) on_content_complete(f.channel, *c);
+      if (c.content.on_body(f.payload, ec)) on_content_complete(f.channel, c);
       break;
     default: break;
   }

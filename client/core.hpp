@@ -329,6 +329,10 @@ class connection_core {
 
   void process_frames();
   void on_frame(const frame_view& f);
+  // on_frame() but for a frame on an open channel of an open connection.
+  [[gnu::noinline]] void on_other_frame(const frame_view& f);
+  // A method, header or body frame on channel `c`, which takes frames.
+  void on_channel_frame(channel_state& c, const frame_view& f);
   void on_connection_method(bytes_view payload);
   void on_abandoned_channel_frame(const frame_view& f);
   void on_channel_method(std::uint16_t ch, channel_state& c, bytes_view payload);

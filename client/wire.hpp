@@ -39,6 +39,41 @@ void encode_content_header(writer& w, std::uint64_t body_size, const basic_prope
 // checked against max_body_size but never reserved for up front beyond a
 // small bound, so a header that lies about its size cannot force a large
 // allocation.
+// basic.ack, basic.nack and basic.reject have a fixed layout, a delivery tag
+// and one octet of bits: their frames are written in one step, not through
+// the generic writer. Chosen over the template in codec/frame.hpp.
+namespace detail {
+inline void write_settle_frame(byte_buffer& out, std::uint16_t channel, std::uint32_t key,
+                               std::uint64_t tag, std::uint8_t bits) {
+  constexpr std::uint32_t payload = 4 + 8 + 1;
+  std::uint8_t* p = out.extend(frame_overhead + payload);
+  p[0] = static_cast<std::uint8_t>(frame_type::method);
+  store16(p + 1, channel);
+  store32(p + 3, payload);
+  store32(p + 7, key);
+  store64(p + 11, tag);
+  p[19] = bits;
+  p[20] = frame_end_octet;
+}
+}  // namespace detail
+
+inline std::error_code write_method_frame(byte_buffer& out, std::uint16_t channel,
+                                          const basic_ack& m) {
+  detail::write_settle_frame(out, channel, basic_ack::key, m.delivery_tag, m.multiple ? 1 : 0);
+  return detail::no_error;
+}
+inline std::error_code write_method_frame(byte_buffer& out, std::uint16_t channel,
+                                          const basic_nack& m) {
+  detail::write_settle_frame(out, channel, basic_nack::key, m.delivery_tag,
+                             static_cast<std::uint8_t>((m.multiple ? 1u : 0u) | (m.requeue ? 2u : 0u)));
+  return detail::no_error;
+}
+inline std::error_code write_method_frame(byte_buffer& out, std::uint16_t channel,
+                                          const basic_reject& m) {
+  detail::write_settle_frame(out, channel, basic_reject::key, m.delivery_tag, m.requeue ? 1 : 0);
+  return detail::no_error;
+}
+
 class content_assembler {
  public:
   enum class state { idle, want_header, want_body };
