@@ -484,14 +484,23 @@ asio::awaitable<void> channel::recover(bool requeue) {
   co_await call(*handle_, m);
 }
 
+namespace {
+// The operation wait_writable() awaits, itself no coroutine: a publish that
+// is a coroutine already awaits it directly while the broker has not blocked
+// publishing, one coroutine frame fewer on the path a publisher bound by its
+// confirm window takes once per window.
+asio::awaitable<detail::op_result> writable_op(detail::logical_channel& h) {
+  return h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
+    h.core().wait_writable(h.id, id, std::move(done));
+  });
+}
+}  // namespace
+
 asio::awaitable<void> channel::wait_writable() {
   auto& h = *handle_;
   auto& core = h.core();
   if (core.writable(h.id)) co_return;
-  auto start = [&h](std::uint64_t id, detail::completion done) {
-    h.core().wait_writable(h.id, id, std::move(done));
-  };
-  auto wait = h.impl().checked_op(start);
+  auto wait = writable_op(h);
   if (!core.blocked()) {
     co_await std::move(wait);
     co_return;
@@ -538,7 +547,14 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
   auto& h = *handle_;
   if (!h.conn->rec) {
     auto& core = h.core();
-    if (!core.writable(h.id)) co_await wait_writable();
+    if (!core.writable(h.id)) {
+      if (core.blocked()) {
+        co_await wait_writable();
+      } else {
+        auto wait = writable_op(h);
+        co_await std::move(wait);
+      }
+    }
     const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
     if (!core.confirm_mode(h.id)) {
       if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}))
@@ -643,7 +659,14 @@ std::uint64_t publish_now(detail::logical_channel& h, const prepared_publish& pr
 asio::awaitable<std::uint64_t> channel::publish_pipelined(const prepared_publish& prepared,
                                                           std::string_view body) {
   auto& h = *handle_;
-  if (!h.core().writable(h.id)) co_await wait_writable();
+  if (!h.core().writable(h.id)) {
+    if (h.core().blocked()) {
+      co_await wait_writable();
+    } else {
+      auto wait = writable_op(h);
+      co_await std::move(wait);
+    }
+  }
   co_return publish_now(h, prepared, body);
 }
 
@@ -667,7 +690,14 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view excha
                                                           publish_flags flags) {
   auto& h = *handle_;
   auto& core = h.core();
-  if (!core.writable(h.id)) co_await wait_writable();
+  if (!core.writable(h.id)) {
+    if (core.blocked()) {
+      co_await wait_writable();
+    } else {
+      auto wait = writable_op(h);
+      co_await std::move(wait);
+    }
+  }
   const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
   std::uint64_t seq = 0;
   if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}, &seq))
