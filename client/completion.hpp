@@ -45,6 +45,12 @@ class boxed {
   std::unique_ptr<T> p_;
 };
 
+// A string moved only when it holds text: libstdc++ moves even an empty
+// string by copying its local buffer (a memcpy call).
+inline void move_text(std::string& to, std::string& from) noexcept {
+  if (!from.empty()) to = std::move(from);
+}
+
 struct op_result {
   error_info error;
   // The method that answered a synchronous request. Optional so that the
@@ -55,7 +61,48 @@ struct op_result {
   publish_outcome outcome;     // publish confirms
   confirm_summary summary;     // wait_for_confirms()
   boxed<connection_notice> event;  // next_event()
+
+  op_result() = default;
+  // Member by member, the two strings (error.text, outcome.reply_text) only
+  // when they hold text: most results carry none, and a result is moved
+  // several times between the core and the coroutine that awaits it.
+  op_result(op_result&& o) noexcept
+      : reply(std::move(o.reply)),
+        msg(std::move(o.msg)),
+        returned(std::move(o.returned)),
+        summary(o.summary),
+        event(std::move(o.event)) {
+    error.code = o.error.code;
+    error.class_id = o.error.class_id;
+    error.method_id = o.error.method_id;
+    move_text(error.text, o.error.text);
+    outcome.status = o.outcome.status;
+    outcome.republished = o.outcome.republished;
+    outcome.sequence = o.outcome.sequence;
+    outcome.reply_code = o.outcome.reply_code;
+    move_text(outcome.reply_text, o.outcome.reply_text);
+  }
+  op_result& operator=(op_result&&) = default;
 };
+
+// The move above names every member of error_info and publish_outcome: one
+// added to either must be added there too (these layouts then no longer match).
+namespace layout {
+struct error_info {
+  std::error_code code;
+  std::string text;
+  std::uint16_t class_id, method_id;
+};
+struct publish_outcome {
+  publish_status status;
+  bool republished;
+  std::uint64_t sequence;
+  std::uint16_t reply_code;
+  std::string reply_text;
+};
+}  // namespace layout
+static_assert(sizeof(error_info) == sizeof(layout::error_info), "update op_result's move");
+static_assert(sizeof(publish_outcome) == sizeof(layout::publish_outcome), "update op_result's move");
 using completion = unique_function<void(op_result&&)>;
 
 // A pending operation: the id cancel_op() knows it by, and its completion.

@@ -516,6 +516,16 @@ asio::awaitable<void> channel::recover(bool requeue) {
 namespace {
 // channel::wait_writable() for a logical channel.
 asio::awaitable<void> writable_wait(detail::logical_channel& h);
+
+// The operation writable_wait() awaits, itself no coroutine: a publish that
+// is a coroutine already awaits it directly while the broker has not blocked
+// publishing, one coroutine frame fewer on the path a publisher bound by its
+// confirm window takes once per window.
+asio::awaitable<detail::op_result> writable_op(detail::logical_channel& h) {
+  return h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
+    h.core().wait_writable(h.id, id, std::move(done));
+  });
+}
 }  // namespace
 
 asio::awaitable<void> channel::wait_writable() { return writable_wait(*handle_); }
@@ -524,10 +534,7 @@ namespace {
 asio::awaitable<void> writable_wait(detail::logical_channel& h) {
   auto& core = h.core();
   if (core.writable(h.id)) co_return;
-  auto start = [&h](std::uint64_t id, detail::completion done) {
-    h.core().wait_writable(h.id, id, std::move(done));
-  };
-  auto wait = h.impl().checked_op(start);
+  auto wait = writable_op(h);
   if (!core.blocked()) {
     co_await std::move(wait);
     co_return;
@@ -575,7 +582,14 @@ asio::awaitable<publish_outcome> channel::publish(std::string_view exchange,
   auto& h = *handle_;
   if (!h.conn->rec) {
     auto& core = h.core();
-    if (!core.writable(h.id)) co_await wait_writable();
+    if (!core.writable(h.id)) {
+      if (core.blocked()) {
+        co_await wait_writable();
+      } else {
+        auto wait = writable_op(h);
+        co_await std::move(wait);
+      }
+    }
     const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
     if (!core.confirm_mode(h.id)) {
       if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}))
@@ -767,7 +781,14 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(const prepared_publish
                                            prepared.routing_key());
     co_return co_await std::move(pending);
   }
-  if (!h.core().writable(h.id)) co_await wait_writable();
+  if (!h.core().writable(h.id)) {
+    if (h.core().blocked()) {
+      co_await wait_writable();
+    } else {
+      auto wait = writable_op(h);
+      co_await std::move(wait);
+    }
+  }
   co_return publish_now(h, prepared, body);
 }
 
@@ -815,7 +836,14 @@ asio::awaitable<std::uint64_t> channel::publish_pipelined(std::string_view excha
     co_return co_await std::move(pending);
   }
   auto& core = h.core();
-  if (!core.writable(h.id)) co_await wait_writable();
+  if (!core.writable(h.id)) {
+    if (core.blocked()) {
+      co_await wait_writable();
+    } else {
+      auto wait = writable_op(h);
+      co_await std::move(wait);
+    }
+  }
   const publish_frame_args args = publish_args(h.id, exchange, routing_key, flags);
   std::uint64_t seq = 0;
   if (auto ec = core.publish(args, properties, as_bytes(body), 0, {}, &seq))

@@ -7,6 +7,7 @@ void consumer_set::add(const std::string& tag, std::uint16_t channel,
   s->tag = tag;
   s->channel = channel;
   s->state = consumer_state::status::active;
+  last_ = nullptr;
   map_[tag] = std::move(s);
 }
 
@@ -15,6 +16,7 @@ void consumer_set::end(const std::string& tag, error_info reason) {
   if (it == map_.end()) return;
   auto s = std::move(it->second);
   map_.erase(it);
+  last_ = nullptr;
   s->state = consumer_state::status::ended;
   if (reason) s->end_reason = std::move(reason);
   if (s->buffer.empty() && s->reader.done) s->reader.done.consume(op_result{});
@@ -30,6 +32,7 @@ std::size_t consumer_set::fail(const error_info& why) {
   std::size_t full = 0;
   auto all = std::move(map_);
   map_.clear();
+  last_ = nullptr;
   for (auto& [tag, s] : all) {
     s->state = consumer_state::status::ended;
     s->end_reason = why;

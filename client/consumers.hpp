@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -15,26 +16,33 @@
 
 namespace warren::detail {
 
-// A FIFO of deliveries over a ring of reused slots: no allocation per message
-// once warm (a std::deque allocates a node per message this large). A popped
+// A FIFO of deliveries over a ring of reused message slots: no allocation per
+// message once warm (a std::deque allocates a node per message this large).
+// A slot holds its message by pointer, so a delivery assembled elsewhere goes
+// in by trading pointers, not by copying or swapping its fields. A popped
 // slot is left in place, moved from by its reader, and stays valid until the
 // next push.
 class delivery_ring {
  public:
   bool empty() const noexcept { return size_ == 0; }
   std::size_t size() const noexcept { return size_; }
-  message& front() noexcept { return slots_[head_]; }
+  message& front() noexcept { return *slots_[head_]; }
   const message& operator[](std::size_t i) const noexcept {
-    return slots_[(head_ + i) & (slots_.size() - 1)];
+    return *slots_[(head_ + i) & (slots_.size() - 1)];
   }
-  // The slot to fill next; it may hold an earlier, moved-from message.
-  message& push() {
+  // Appends `m` and hands back in it the slot's earlier message (a popped,
+  // moved-from one whose storage the next delivery reuses), or nullptr for a
+  // slot not used before.
+  void push(std::unique_ptr<message>& m) {
     if (size_ == slots_.size()) grow();
-    return slots_[(head_ + size_++) & (slots_.size() - 1)];
+    slots_[(head_ + size_++) & (slots_.size() - 1)].swap(m);
   }
-  void push_back(message&& m) { push() = std::move(m); }
+  void push_back(message&& m) {
+    auto p = std::make_unique<message>(std::move(m));
+    push(p);
+  }
   message& pop_front() noexcept {
-    message& m = slots_[head_];
+    message& m = *slots_[head_];
     head_ = (head_ + 1) & (slots_.size() - 1);
     // Emptied: start again at slot 0, so that a reader keeping up cycles
     // through a few slots that stay in cache rather than the whole ring.
@@ -49,14 +57,14 @@ class delivery_ring {
 
  private:
   void grow() {
-    std::vector<message> bigger(slots_.empty() ? 16 : slots_.size() * 2);
-    for (std::size_t i = 0; i < size_; ++i)
+    std::vector<std::unique_ptr<message>> bigger(slots_.empty() ? 16 : slots_.size() * 2);
+    for (std::size_t i = 0; i < slots_.size(); ++i)
       bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
     slots_ = std::move(bigger);
     head_ = 0;
   }
 
-  std::vector<message> slots_;  // a power of two in size
+  std::vector<std::unique_ptr<message>> slots_;  // a power of two in size
   std::size_t head_ = 0;
   std::size_t size_ = 0;
 };
@@ -79,9 +87,14 @@ struct consumer_state {
 // The deliveries of one channel's consumers, by consumer tag.
 class consumer_set {
  public:
-  consumer_state* find(const std::string& tag) noexcept {
+  // The last stream found is remembered: deliveries mostly come in runs for
+  // one consumer, and comparing one tag costs less than hashing it.
+  consumer_state* find(std::string_view tag) noexcept {
+    if (last_ != nullptr && last_->tag == tag) return last_;
     auto it = map_.find(tag);
-    return it == map_.end() ? nullptr : it->second.get();
+    if (it == map_.end()) return nullptr;
+    last_ = it->second.get();
+    return last_;
   }
   // consume-ok: the stream runs under the broker's tag.
   void add(const std::string& tag, std::uint16_t channel, std::shared_ptr<consumer_state> s);
@@ -94,24 +107,22 @@ class consumer_set {
   std::size_t fail(const error_info& why);
 
  private:
-  std::unordered_map<std::string, std::shared_ptr<consumer_state>> map_;
+  struct tag_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view tag) const noexcept {
+      return std::hash<std::string_view>{}(tag);
+    }
+  };
+  std::unordered_map<std::string, std::shared_ptr<consumer_state>, tag_hash, std::equal_to<>> map_;
+  consumer_state* last_ = nullptr;  // in map_, or nullptr
 };
 
-// The delivery a channel has just assembled, straight into the stream's ring
-// (a reused slot keeps its storage where it can). True when the stream has
-// just gone over its capacity: the connection then stops reading.
-inline bool push_delivery(consumer_state& s, const basic_deliver& d, content_assembler& content) {
-  message& m = s.buffer.push();
-  m.consumer_tag = d.consumer_tag;
-  m.delivery_tag = d.delivery_tag;
-  m.redelivered = d.redelivered;
-  m.exchange = d.exchange;
-  m.routing_key = d.routing_key;
-  m.message_count = 0;
-  // Swapped, not moved: the assembler decodes the next message into the
-  // slot's old storage.
-  swap(m.properties, content.properties());
-  content.swap_body(m.body);
+// The delivery a channel has just assembled in `m`, straight into the
+// stream's ring; `m` gets back a reused slot's message (or nullptr). True when
+// the stream has just gone over its capacity: the connection then stops
+// reading.
+inline bool push_delivery(consumer_state& s, std::unique_ptr<message>& m) {
+  s.buffer.push(m);
   if (s.reader.done) s.reader.done.consume(op_result{});
   // Holding `capacity` deliveries is the normal state of an unread consumer
   // with that prefetch; only a delivery beyond it pauses reading.

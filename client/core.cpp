@@ -122,6 +122,19 @@ void connection_core::process_frames() {
 }
 
 void connection_core::on_frame(const frame_view& f) {
+  // The common case first: a frame on an open channel of an open connection.
+  if (f.channel != 0 && f.channel < channels_.size() && phase_ == phase::open &&
+      f.type != frame_type::heartbeat) {
+    channel_state* c = channels_[f.channel].get();
+    if (c != nullptr && c->state == channel_state::status::open) {
+      on_channel_frame(*c, f);
+      return;
+    }
+  }
+  on_other_frame(f);
+}
+
+void connection_core::on_other_frame(const frame_view& f) {
   if (f.type == frame_type::heartbeat) {
     if (f.channel != 0)
       protocol_error(reply_code::command_invalid, errc::unexpected_frame,
@@ -158,26 +171,30 @@ void connection_core::on_frame(const frame_view& f) {
                    "frame on channel " + std::to_string(f.channel) + ", which is not open");
     return;
   }
+  on_channel_frame(*c, f);
+}
+
+void connection_core::on_channel_frame(channel_state& c, const frame_view& f) {
   std::error_code ec;
   switch (f.type) {
     case frame_type::method:
-      if (!c->content.idle()) {
+      if (!c.content.idle()) {
         protocol_error(reply_code::unexpected_frame, errc::unexpected_frame,
                        "method frame in the middle of a message's content");
         return;
       }
-      on_channel_method(f.channel, *c, f.payload);
+      on_channel_method(f.channel, c, f.payload);
       return;
     case frame_type::header:
-      if (c->content.on_header(f.payload, ec)) on_content_complete(f.channel, *c);
+      if (c.content.on_header(f.payload, ec)) on_content_complete(f.channel, c);
       break;
     case frame_type::body:
-      if (c->content.on_body(f.payload, ec)) on_content_complete(f.channel, *c);
+      if (c.content.on_body(f.payload, ec)) on_content_complete(f.channel, c);
       break;
     default: break;
   }
   if (ec == errc::message_too_large) {
-    refuse_content(f.channel, *c);
+    refuse_content(f.channel, c);
     return;
   }
   if (ec) {
@@ -338,7 +355,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
   }
   switch (key) {
     case basic_deliver::key:
-      ec = expect_content(c, payload, c.deliver, channel_state::target::deliver);
+      ec = expect_delivery(c, payload);
       break;
     case basic_ack::key: {
       basic_ack a;
@@ -499,12 +516,11 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   }
   if (target == channel_state::target::deliver) {
     ++counters_.deliveries;
-    consumer_state* s = c.consumers.find(c.deliver.consumer_tag);
+    consumer_state* s = c.consumers.find(c.incoming->consumer_tag);
     if (s == nullptr) {
       // A consumer nobody registered (RabbitMQ sends none after cancel-ok):
       // dropping it would leave its tag unacknowledged for good.
-      c.content.take_body();
-      requeue(ch, c.deliver.delivery_tag);
+      requeue(ch, c.incoming->delivery_tag);
       return;
     }
     deliver(c, *s);
@@ -551,15 +567,34 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
   }
 }
 
+std::error_code connection_core::expect_delivery(channel_state& c, bytes_view payload) {
+  if (!c.incoming) c.incoming = std::make_unique<message>();
+  message& m = *c.incoming;
+  // basic.deliver's arguments (as basic_deliver::decode_arguments reads them),
+  // into the message that will carry them.
+  reader r(payload);
+  r.u32();  // the method key, already matched
+  r.shortstr_into(m.consumer_tag);
+  m.delivery_tag = r.u64();
+  m.redelivered = (r.u8() & 1u) != 0;
+  r.shortstr_into(m.exchange);
+  r.shortstr_into(m.routing_key);
+  if (!r.ok()) return r.error();
+  if (!r.empty()) return errc::trailing_bytes;
+  m.message_count = 0;
+  c.content_for = channel_state::target::deliver;
+  c.content.expect_header(m.properties, m.body);
+  return {};
+}
+
 void connection_core::deliver(channel_state& c, consumer_state& s) {
   if (s.orphan) {
     // Nobody will read it: hand it back rather than leave it unacked.
-    if (!s.no_ack) requeue(s.channel, c.deliver.delivery_tag);
-    c.content.take_body();
+    if (!s.no_ack) requeue(s.channel, c.incoming->delivery_tag);
     return;
   }
-  // Straight into the stream's ring: no message built and moved in between.
-  if (push_delivery(s, c.deliver, c.content)) ++full_streams_;
+  // Straight into the stream's ring: no fields copied in between.
+  if (push_delivery(s, c.incoming)) ++full_streams_;
 }
 
 message* connection_core::take_delivery(const std::shared_ptr<consumer_state>& c) {

@@ -272,7 +272,10 @@ class connection_core {
     // return on a channel we are closing).
     enum class target : std::uint8_t { none, deliver, get_ok, returned, discarded } content_for =
         target::none;
-    basic_deliver deliver;
+    // The delivery being assembled: basic.deliver's fields, the properties and
+    // the body are decoded straight into it, and it goes into its stream's
+    // ring whole, trading places with a reused slot's message.
+    std::unique_ptr<message> incoming;
     basic_get_ok get_ok;
     basic_return returned;
     bool flow_active = true;
@@ -365,6 +368,10 @@ class connection_core {
 
   void process_frames();
   void on_frame(const frame_view& f);
+  // on_frame() but for a frame on an open channel of an open connection.
+  [[gnu::noinline]] void on_other_frame(const frame_view& f);
+  // A method, header or body frame on channel `c`, which takes frames.
+  void on_channel_frame(channel_state& c, const frame_view& f);
   void on_connection_method(bytes_view payload);
   void on_abandoned_channel_frame(const frame_view& f);
   void on_channel_method(std::uint16_t ch, channel_state& c, bytes_view payload);
@@ -380,6 +387,8 @@ class connection_core {
     }
     return ec;
   }
+  // basic.deliver, decoded into the channel's incoming message.
+  static std::error_code expect_delivery(channel_state& c, bytes_view payload);
   void on_content_complete(std::uint16_t ch, channel_state& c);
 
   void on_reply(std::uint16_t ch, channel_state& c, std::uint32_t key, any_method&& m);

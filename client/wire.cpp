@@ -8,13 +8,18 @@ static_assert(detail::publish_method_key == basic_publish::key);
 static_assert(detail::publish_class_id == basic_class_id);
 
 std::error_code decode_content_header(bytes_view payload, content_header& out) {
+  return decode_content_header(payload, out.class_id, out.body_size, out.properties);
+}
+
+std::error_code decode_content_header(bytes_view payload, std::uint16_t& class_id,
+                                      std::uint64_t& body_size, basic_properties& props) {
   reader r(payload);
-  out.class_id = r.u16();
+  class_id = r.u16();
   r.u16();  // weight, unused
-  out.body_size = r.u64();
+  body_size = r.u64();
   if (!r.ok()) return r.error();
-  if (out.class_id != basic_class_id) return errc::bad_content_header;
-  out.properties.decode(r);
+  if (class_id != basic_class_id) return errc::bad_content_header;
+  props.decode(r);
   if (!r.ok()) return r.error();
   if (!r.empty()) return errc::trailing_bytes;
   return detail::no_error;
@@ -32,20 +37,22 @@ bool content_assembler::on_header(bytes_view payload, std::error_code& ec) {
     ec = errc::unexpected_frame;
     return false;
   }
-  ec = decode_content_header(payload, header_);
+  ec = decode_content_header(payload, header_.class_id, header_.body_size, *props_);
   if (ec) return false;
   if (header_.body_size > max_body_size_) {
     ec = errc::message_too_large;
     return false;
   }
-  body_.clear();
-  // Storage handed back by swap_body() is reused, but a big buffer is not
+  std::string& body = *body_;
+  body.clear();
+  // Storage left from an earlier message is reused, but a big buffer is not
   // kept for small bodies.
-  if (body_.capacity() > (1u << 20) && header_.body_size < body_.capacity() / 4)
-    std::string().swap(body_);
+  if (body.capacity() > (1u << 20) && header_.body_size < body.capacity() / 4)
+    std::string().swap(body);
   // Trust the declared size only as far as a modest bound; beyond that the
   // string grows with the bytes that really arrive.
-  body_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(header_.body_size, 1u << 20)));
+  if (body.capacity() < header_.body_size)
+    body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(header_.body_size, 1u << 20)));
   if (header_.body_size == 0) {
     state_ = state::idle;
     return true;
@@ -55,7 +62,7 @@ bool content_assembler::on_header(bytes_view payload, std::error_code& ec) {
 }
 
 void content_assembler::skip_body() noexcept {
-  body_.clear();
+  body_->clear();
   skipped_ = 0;
   skipping_ = true;
   state_ = state::want_body;
@@ -77,12 +84,13 @@ bool content_assembler::on_body(bytes_view payload, std::error_code& ec) {
     state_ = state::idle;
     return true;
   }
-  if (payload.size() > header_.body_size - body_.size()) {
+  std::string& body = *body_;
+  if (payload.size() > header_.body_size - body.size()) {
     ec = errc::body_size_mismatch;
     return false;
   }
-  body_.append(reinterpret_cast<const char*>(payload.data()), payload.size());
-  if (body_.size() == header_.body_size) {
+  body.append(reinterpret_cast<const char*>(payload.data()), payload.size());
+  if (body.size() == header_.body_size) {
     state_ = state::idle;
     return true;
   }
@@ -90,15 +98,15 @@ bool content_assembler::on_body(bytes_view payload, std::error_code& ec) {
 }
 
 std::string content_assembler::take_body() noexcept {
-  std::string b = std::move(body_);
-  body_ = std::string();
+  std::string b = std::move(*body_);
+  *body_ = std::string();
   return b;
 }
 
 void content_assembler::reset() noexcept {
   state_ = state::idle;
   skipping_ = false;
-  body_.clear();
+  body_->clear();
 }
 
 namespace detail {

@@ -69,6 +69,12 @@ namespace detail {
 
 // s = v, reusing s's storage; v must not point into s.
 inline void assign_chars(std::string& s, std::string_view v) {
+  // The same length again (a consumer's tag, exchange and routing key from
+  // one delivery to the next): the bytes only, no call into std::string.
+  if (v.size() == s.size() && v.size() <= 64) {
+    copy_bytes(s.data(), v.data(), v.size());
+    return;
+  }
   if (v.size() <= 64 && v.size() <= s.capacity()) {
     s.resize(v.size());
     copy_bytes(s.data(), v.data(), v.size());

@@ -37,7 +37,7 @@ void frame_parser::feed(bytes_view bytes) {
   commit(bytes.size());
 }
 
-frame_parser::status frame_parser::next(frame_view& out, std::error_code& ec) {
+frame_parser::status frame_parser::next_checked(frame_view& out, std::error_code& ec) {
   if (failed_) {
     ec = failed_;
     return status::error;

@@ -3,6 +3,7 @@
 // whole frames.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <system_error>
@@ -97,13 +98,35 @@ class frame_parser {
   void commit(std::size_t n) noexcept;
   void feed(bytes_view bytes);
 
-  status next(frame_view& out, std::error_code& ec);
+  status next(frame_view& out, std::error_code& ec) {
+    // A whole, well-formed frame already buffered is handed out inline; what
+    // is not (too few bytes, a bad header, an earlier failure) goes the long
+    // way, which checks everything again.
+    const std::size_t avail = buf_.size() - pos_;
+    if (avail >= frame_header_size && !failed_) {
+      const std::uint8_t* p = buf_.data() + pos_;
+      const std::uint8_t type = p[0];
+      const std::uint32_t size = detail::load32(p + 3);
+      const std::size_t whole = frame_overhead + std::size_t{size};
+      if ((type == 1 || type == 2 || type == 3 || type == 8) &&
+          size <= std::max(frame_max_, frame_min_size) - frame_overhead && avail >= whole &&
+          p[whole - 1] == frame_end_octet) {
+        out.type = static_cast<frame_type>(type);
+        out.channel = detail::load16(p + 1);
+        out.payload = bytes_view(p + frame_header_size, size);
+        pos_ += whole;
+        return status::frame;
+      }
+    }
+    return next_checked(out, ec);
+  }
 
   // Bytes buffered but not yet handed out as frames.
   std::size_t buffered() const noexcept { return buf_.size() - pos_; }
 
  private:
   void compact();
+  status next_checked(frame_view& out, std::error_code& ec);
 
   byte_buffer buf_;
   std::size_t pos_ = 0;  // start of the first byte not yet handed out
