@@ -34,6 +34,7 @@
 #include "tools/perf/options.hpp"
 #include "tools/redact.hpp"
 #include "warren/client/connection.hpp"
+#include "warren/client/timeout.hpp"
 #include "warren/client/uri.hpp"
 #include "warren/codec/bytes.hpp"
 
@@ -160,6 +161,14 @@ class run {
     }
     const std::uint64_t end = now_ns();
     if (!stopping_) stop(halted_ ? "time limit" : "done");
+    // Producers still running settle what they have in flight (each within
+    // 5 s), so the summary accounts for every publish.
+    const std::uint64_t settle_until = now_ns() + 10'000'000'000ull;
+    while (now_ns() < settle_until &&
+           !std::all_of(producers_.begin(), producers_.end(), [](const producer& p) { return p.done; })) {
+      wake_.expires_after(std::chrono::milliseconds(20));
+      co_await wake_.async_wait(tuple_awaitable);
+    }
     if (send_end_ == 0) send_end_ = end;
     if (producers_end_ == 0) producers_end_ = end;
     if (receive_end_ == 0 || !consumers_finished()) receive_end_ = end;
@@ -475,15 +484,24 @@ class run {
         }
       }
       send_end_ = std::max(send_end_, now_ns());
-      if (confirms && !stopping_) {
-        const confirm_summary s = co_await p.ch.wait_for_confirms();
+      if (confirms) {
+        // Stopped early (another's failure, the clock, Ctrl-C), what is in
+        // flight is settled within 5 s, or counted as failed below.
+        auto settling = p.ch.wait_for_confirms();
+        confirm_summary s;
+        if (stopping_) {
+          auto bounded = with_timeout(std::move(settling), std::chrono::seconds(5));
+          s = co_await std::move(bounded);
+        } else {
+          s = co_await std::move(settling);
+        }
         settle(p, last_seq, tracked, ring, mask);
         count_nacks(s);
       }
     } catch (const std::exception& e) {
       // Every publish whose confirm had not been seen failed with the
       // connection (without confirms nothing is known of them).
-      if (!stopping_ && confirms) failed_ += p.sent - p.settled;
+      if (confirms) failed_ += p.sent - p.settled;
       failed("producer", e);
     }
     producers_end_ = std::max(producers_end_, now_ns());
