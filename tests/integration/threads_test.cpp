@@ -280,6 +280,17 @@ void release(const asio::any_io_executor& ex, connection& conn) {
   });
 }
 
+// The end of a test: close the connection and drop it on its executor,
+// report the workers' failures, and check that the I/O threads then run out
+// of work by themselves.
+void close_and_stop(io_threads& io, const asio::any_io_executor& ex, connection& conn,
+                    failures& bad) {
+  on(ex, [conn]() mutable -> asio::awaitable<void> { co_await conn.close(); });
+  release(ex, conn);
+  bad.report();
+  CHECK(io.stop());
+}
+
 }  // namespace
 
 TEST_CASE("threads hand publish, consume, ack, cancel and close to the connection's executor") {
@@ -294,10 +305,7 @@ TEST_CASE("threads hand publish, consume, ack, cancel and close to the connectio
   MESSAGE("one I/O thread, 4 workers: " << done << " rounds of " << per_round << " messages");
 
   closing = true;
-  on(ex, [conn]() mutable -> asio::awaitable<void> { co_await conn.close(); });
-  release(ex, conn);
-  bad.report();
-  CHECK(io.stop());
+  close_and_stop(io, ex, conn, bad);
 }
 
 TEST_CASE("a connection on a strand over an io_context run by three threads") {
@@ -315,10 +323,7 @@ TEST_CASE("a connection on a strand over an io_context run by three threads") {
   MESSAGE("a strand over 3 I/O threads, 4 workers: " << done << " rounds");
 
   closing = true;
-  on(ex, [conn]() mutable -> asio::awaitable<void> { co_await conn.close(); });
-  release(ex, conn);
-  bad.report();
-  CHECK(io.stop());
+  close_and_stop(io, ex, conn, bad);
 }
 
 TEST_CASE("closing the connection from another thread while workers are busy") {
