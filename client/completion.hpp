@@ -53,9 +53,10 @@ inline void move_text(std::string& to, std::string& from) noexcept {
 
 struct op_result {
   error_info error;
-  // The method that answered a synchronous request. Optional so that the
-  // many results without one (deliveries, confirms) are cheap to move.
-  std::optional<any_method> reply;
+  // The method that answered a synchronous request. On the heap: the many
+  // results without one (wake-ups, deliveries, confirms) stay small and cheap
+  // to move, and synchronous requests are not a hot path.
+  boxed<any_method> reply;
   boxed<message> msg;  // basic.get-ok
   boxed<returned_message> returned;  // next_return()
   publish_outcome outcome;     // publish confirms

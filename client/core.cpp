@@ -541,7 +541,7 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
       pending_request req = c.requests.pop_front();
       if (req.done) {
         op_result r;
-        r.reply = c.get_ok;
+        r.reply = any_method(c.get_ok);
         r.msg = std::move(msg);
         complete(req.done, std::move(r));
       } else if (c.state != channel_state::status::closing) {
@@ -1044,6 +1044,10 @@ void connection_core::notify_writable() {
     for (auto& w : waiters) {
       op_result ok;
       complete(w.done, std::move(ok));
+    }
+    if (c.writable_waiters.empty()) {  // the storage serves the next wait
+      waiters.clear();
+      c.writable_waiters.swap(waiters);
     }
   }
 }

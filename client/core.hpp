@@ -5,8 +5,9 @@
 //
 // Completions are one-shot callables. The core calls them when an operation
 // finishes, possibly from inside on_read(); the driver wraps every user-facing
-// completion so that it only posts the resumption to the user's executor, so no
-// user code ever runs inside the frame parser.
+// completion so that it only queues the resumption (run when the driver's read
+// handler has finished with the core) or posts it to the user's executor, so
+// no user code ever runs inside the frame parser.
 #pragma once
 
 #include <chrono>

@@ -103,9 +103,16 @@ void driver::start_read() {
   transport_->async_read_some(room, shared_from_this());
 }
 
+// Operations the frames complete are not resumed from inside the parser:
+// their resumptions are held until the handler's work is done and then run
+// here, in order, at the top of the handler (as a posted handler would run
+// them, minus the trip through the scheduler). What they queue, and what the
+// frames queued (acks, heartbeats), goes out in one service pass after them.
 void driver::on_read(std::error_code ec, std::size_t n) {
   reading_ = false;
   if (closed_) return;
+  const auto keep = shared_from_this();  // a resumed caller may drop the last handle
+  held_.holding = true;
   guarded([&] {
     if (ec) {
       core_.on_transport_error(ec, ec == asio::error::eof ? "the broker closed the connection"
@@ -116,6 +123,40 @@ void driver::on_read(std::error_code ec, std::size_t n) {
     if (batch_bytes_ != 0) batch_after_read(n);
     start_read();
   });
+  held_.holding = false;
+  resume_held();
+}
+
+void driver::resume_held() {
+  held_.resuming = true;
+  std::vector<held_resumption> batch;
+  batch.swap(held_.queue);
+  std::size_t i = 0;
+  try {
+    for (; i < batch.size(); ++i) std::move(batch[i].resume)(std::move(batch[i].result));
+  } catch (...) {
+    // A completion handler threw: it leaves io_context::run() as it would
+    // have from a posted handler. Those after it are posted, not lost.
+    for (++i; i < batch.size(); ++i)
+      asio::post(ex_, [h = std::move(batch[i].resume), r = std::move(batch[i].result)]() mutable {
+        std::move(h)(std::move(r));
+      });
+    held_.resuming = false;
+    if (held_.service_due) {
+      held_.service_due = false;
+      schedule_service();
+    }
+    throw;
+  }
+  held_.resuming = false;
+  if (held_.queue.empty()) {  // keep the storage for the next read
+    batch.clear();
+    held_.queue.swap(batch);
+  }
+  if (held_.service_due) {
+    held_.service_due = false;
+    if (!service_posted_ && !closed_) guarded([&] { service(); });
+  }
 }
 
 // Receive batching (connect_options::receive_batch_bytes). The reader notes
@@ -166,6 +207,10 @@ void driver::core_needs_service() { schedule_service(); }
 
 void driver::schedule_service() {
   if (service_posted_ || closed_) return;
+  if (held_.holding || held_.resuming) {  // on_read runs the pass when it ends
+    held_.service_due = true;
+    return;
+  }
   service_posted_ = true;
   asio::post(ex_, [self = shared_from_this()] { self->guarded([&] { self->service(); }); });
 }

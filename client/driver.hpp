@@ -17,6 +17,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "warren/client/connection.hpp"
 #include "warren/client/core.hpp"
@@ -45,7 +46,9 @@ class driver final : public transport_sink,
   asio::awaitable<void> open(std::unique_ptr<transport> t, std::chrono::milliseconds timeout);
 
   // Runs one core operation: `init(id, completion)` starts it; the result is
-  // delivered on the caller's executor, never inline from the parser.
+  // delivered on the caller's executor, never inline from the parser (at the
+  // end of the read handler that completed it, when that handler runs on the
+  // caller's executor; posted otherwise).
   // g++ 12 destroys temporaries with captures inside a co_await expression
   // twice; every awaitable here is built as a named object first.
   // Checked: a failed operation throws its error instead of returning it.
@@ -61,7 +64,16 @@ class driver final : public transport_sink,
         });
       }
       auto ex = asio::get_associated_executor(handler, self->ex_);
-      init(id, completion([h = std::move(handler), ex](op_result&& r) mutable {
+      init(id, completion([h = std::move(handler), ex, d = self.get()](op_result&& r) mutable {
+        // Completed by the read handler, for a coroutine on the driver's own
+        // executor: resumed when that handler ends (see on_read), without a
+        // trip through the scheduler. Otherwise posted.
+        if constexpr (std::is_same_v<decltype(h), held_handler>) {
+          if (d->held_.holding && ex == d->ex_) {
+            d->held_.queue.push_back({std::move(h), std::move(r)});
+            return;
+          }
+        }
         asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
       }));
       // The caller now waits on the broker, so nothing would join its bytes
@@ -93,6 +105,20 @@ class driver final : public transport_sink,
   void core_needs_service() override;
 
   asio::any_io_executor ex_;
+  // Resumptions the read handler holds back until it ends, and whether a
+  // service pass is due then. Declared before core_, whose pending
+  // completions may still run while it is destroyed.
+  using held_handler = asio::async_result<asio::use_awaitable_t<>, void(op_result)>::handler_type;
+  struct held_resumption {
+    held_handler resume;
+    op_result result;
+  };
+  struct held_resumptions {
+    bool holding = false;   // inside on_read: completions queue here
+    bool resuming = false;  // running them: service requests wait
+    bool service_due = false;
+    std::vector<held_resumption> queue;
+  } held_;
   connection_core core_;
   connect_options opts_;
   // The endpoint reached, as a URI without the password (set by connect()).
@@ -112,6 +138,7 @@ class driver final : public transport_sink,
   void internal_failure(const char* what) noexcept;
 
   void start_read();
+  void resume_held();
   void schedule_service();
   void service();
   void write_failed(const std::error_code& ec);

@@ -325,3 +325,141 @@ TEST_CASE("driver: a broker that floods replies it never reads is cut off") {
     CHECK(b.link->client_closed);
   });
 }
+
+namespace {
+
+// Two channels whose queue.declare-ok arrive in one read; `first` is what the
+// caller on channel 1 does once resumed. Returns the order of resumptions as
+// seen after each handler the io_context ran, and what escaped run_one.
+struct two_replies {
+  asio::io_context io;
+  memory_broker broker{io.get_executor()};
+  std::optional<connection> conn;
+  std::optional<channel> ch1, ch2;
+  std::vector<int> order;
+  bool ready = false;
+
+  void start() {
+    asio::co_spawn(
+        io,
+        [this]() -> asio::awaitable<void> {
+          conn = co_await open(broker);
+          ch1 = co_await open_channel(*conn, broker);
+          auto ex = co_await asio::this_coro::executor;
+          asio::co_spawn(
+              ex,
+              [this]() -> asio::awaitable<void> {
+                co_await broker.expect<channel_open>(2);
+                broker.send(2, channel_open_ok{});
+              },
+              asio::detached);
+          ch2 = co_await conn->open_channel();
+          ready = true;
+        },
+        asio::detached);
+    pump_until([&] { return ready; });
+  }
+  template <class F>
+  void pump_until(F done) {
+    const auto give_up = std::chrono::steady_clock::now() + 5s;
+    while (!done() && std::chrono::steady_clock::now() < give_up) io.run_one_for(100ms);
+    REQUIRE(done());
+  }
+  // Both declares are sent; the broker answers both with one write.
+  void answer_both() {
+    bool sent = false;
+    asio::co_spawn(
+        io,
+        [this, &sent]() -> asio::awaitable<void> {
+          co_await broker.expect<queue_declare>(1);
+          co_await broker.expect<queue_declare>(2);
+          byte_vec both;
+          for (std::uint16_t c : {1, 2}) {
+            queue_declare_ok ok;
+            ok.queue = c == 1 ? "one" : "two";
+            byte_vec f = method_frame(c, ok);
+            both.insert(both.end(), f.begin(), f.end());
+          }
+          broker.link->broker_write(both);
+          sent = true;
+        },
+        asio::detached);
+    pump_until([&] { return sent; });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("driver: callers one read completes resume in order when the read handler ends") {
+  two_replies t;
+  t.start();
+  for (int c : {1, 2})
+    asio::co_spawn(
+        t.io,
+        [&t, c]() -> asio::awaitable<void> {
+          auto ok = co_await (c == 1 ? t.ch1 : t.ch2)->queue_declare(c == 1 ? "one" : "two");
+          CHECK(ok.queue == (c == 1 ? "one" : "two"));
+          t.order.push_back(c);
+        },
+        asio::detached);
+  t.answer_both();
+  // The handler that reads both replies resumes both callers, in order: no
+  // trip through the scheduler for either.
+  t.pump_until([&] { return !t.order.empty(); });
+  CHECK(t.order == std::vector<int>{1, 2});
+}
+
+TEST_CASE("driver: a resumed caller whose handler throws loses none of the others") {
+  two_replies t;
+  t.start();
+  asio::co_spawn(
+      t.io,
+      [&t]() -> asio::awaitable<void> {
+        co_await t.ch1->queue_declare("one");
+        t.order.push_back(1);
+        throw std::runtime_error("thrown by a resumed caller");
+      },
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);
+      });
+  asio::co_spawn(
+      t.io,
+      [&t]() -> asio::awaitable<void> {
+        co_await t.ch2->queue_declare("two");
+        t.order.push_back(2);
+      },
+      asio::detached);
+  t.answer_both();
+  // The exception leaves run_one as it would from a posted handler...
+  std::string thrown;
+  const auto give_up = std::chrono::steady_clock::now() + 5s;
+  while (t.order.size() < 2 && std::chrono::steady_clock::now() < give_up) {
+    try {
+      t.io.run_one_for(100ms);
+    } catch (const std::runtime_error& e) {
+      thrown = e.what();
+    }
+  }
+  CHECK(thrown == "thrown by a resumed caller");
+  // ...and the caller after it still resumes, on a connection that works.
+  CHECK(t.order == std::vector<int>{1, 2});
+  bool again = false;
+  asio::co_spawn(
+      t.io,
+      [&t, &again]() -> asio::awaitable<void> {
+        asio::co_spawn(
+            co_await asio::this_coro::executor,
+            [&t]() -> asio::awaitable<void> {
+              auto m = co_await t.broker.expect<queue_declare>(2);
+              queue_declare_ok ok;
+              ok.queue = m.queue;
+              t.broker.send(2, ok);
+            },
+            asio::detached);
+        auto ok = co_await t.ch2->queue_declare("three");
+        again = ok.queue == "three";
+      },
+      asio::detached);
+  t.pump_until([&] { return again; });
+  CHECK(t.conn->is_open());
+}
