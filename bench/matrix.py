@@ -46,7 +46,9 @@ WORKLOADS = [
 # warren-batch: warren-perf with receive batching on the consumer's connection
 # (--receive-batch 16384, at most 1 ms of added latency); consume only.
 CLIENTS = ["warren", "warren-batch", "rabbitmq-c", "pika", "blaster"]
-WARREN = ["warren", "warren-batch"]
+# warren-before: the warren-perf of another build (--before PATH), run like
+# warren, for before/after rows from one run. Only when named in --clients.
+WARREN = ["warren", "warren-batch", "warren-before"]
 PEERS = ["rabbitmq-c", "pika"]
 QUEUE = "warren-bench"
 
@@ -63,7 +65,7 @@ GUESS = {
 # blaster and the null broker do not; pika is left out to keep the run short)
 # and the
 # workloads that move many messages.
-TLS_CLIENTS = ["warren", "warren-batch", "rabbitmq-c"]
+TLS_CLIENTS = ["warren", "warren-batch", "warren-before", "rabbitmq-c"]
 TLS_WORKLOADS = ["publish", "confirm-1000", "consume"]
 PIKA_GUESS = {"publish": 15000, "confirm-1": 2000, "confirm-1000": 20000, "consume": 8000}
 
@@ -134,7 +136,8 @@ def queue_count(env):
 def command(env, broker, size, workload, client, count):
     uri = env.uri(broker, size)
     if client in WARREN:
-        c = [env.warren_perf, "-h", uri, "-s", str(size), "-u", QUEUE, "-e", "", "--json"]
+        perf = env.args.before if client == "warren-before" else env.warren_perf
+        c = [perf, "-h", uri, "-s", str(size), "-u", QUEUE, "-e", "", "--json"]
         if client == "warren-batch":
             c += ["--receive-batch", "16384"]
         if workload == "consume":
@@ -249,6 +252,8 @@ def main():
     ap.add_argument("--sizes", default="64,4096")
     ap.add_argument("--brokers", default="rabbitmq,tls,null")
     ap.add_argument("--clients", default=",".join(CLIENTS))
+    ap.add_argument("--before", default="",
+                    help="another build's warren-perf, the client warren-before")
     ap.add_argument("--workloads", default=",".join(w for w, _ in WORKLOADS))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
@@ -258,6 +263,8 @@ def main():
         log("no --tls-uri: no tls rows")
         brokers.remove("tls")
     clients = args.clients.split(",")
+    if "warren-before" in clients and not os.access(args.before, os.X_OK):
+        raise SystemExit("the client warren-before needs --before PATH (a warren-perf)")
     workloads = [w for w, _ in WORKLOADS if w in args.workloads.split(",")]
 
     env = Env(args)
