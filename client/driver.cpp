@@ -133,14 +133,12 @@ void driver::resume_held() {
   batch.swap(held_.queue);
   std::size_t i = 0;
   try {
-    for (; i < batch.size(); ++i) std::move(batch[i].resume)(std::move(batch[i].result));
+    for (; i < batch.size(); ++i) batch[i].run();
   } catch (...) {
     // A completion handler threw: it leaves io_context::run() as it would
     // have from a posted handler. Those after it are posted, not lost.
     for (++i; i < batch.size(); ++i)
-      asio::post(ex_, [h = std::move(batch[i].resume), r = std::move(batch[i].result)]() mutable {
-        std::move(h)(std::move(r));
-      });
+      asio::post(ex_, [next = std::move(batch[i])]() mutable { next.run(); });
     held_.resuming = false;
     if (held_.service_due) {
       held_.service_due = false;

@@ -16,7 +16,10 @@
 #include <asio/use_awaitable.hpp>
 #include <chrono>
 #include <functional>
+#include <exception>
 #include <memory>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "warren/client/connection.hpp"
@@ -54,6 +57,10 @@ class driver final : public transport_sink,
   // Checked: a failed operation throws its error instead of returning it.
   template <bool Checked = false, class Init>
   asio::awaitable<op_result> op(Init init) {
+    // Not a coroutine itself: the awaitable is Asio's. A checked failure
+    // travels as the exception the awaiting coroutine rethrows.
+    using signature =
+        std::conditional_t<Checked, void(std::exception_ptr, op_result), void(op_result)>;
     auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
       auto slot = asio::get_associated_cancellation_slot(handler);
       const std::uint64_t id = self->core_.next_op_id();
@@ -65,28 +72,25 @@ class driver final : public transport_sink,
       }
       auto ex = asio::get_associated_executor(handler, self->ex_);
       init(id, completion([h = std::move(handler), ex, d = self.get()](op_result&& r) mutable {
+        held_resumption next{std::move(h), nullptr, std::move(r)};
+        if constexpr (Checked) {
+          if (next.result.error)
+            next.error = std::make_exception_ptr(error(d->user_error(std::move(next.result.error))));
+        }
         // Completed by the read handler, for a coroutine on the driver's own
         // executor: resumed when that handler ends (see on_read), without a
         // trip through the scheduler. Otherwise posted.
-        if constexpr (std::is_same_v<decltype(h), held_handler>) {
-          if (d->held_.holding && ex == d->ex_) {
-            d->held_.queue.push_back({std::move(h), std::move(r)});
-            return;
-          }
-        }
-        asio::post(ex, [h = std::move(h), r = std::move(r)]() mutable { std::move(h)(std::move(r)); });
+        if (d->held_.holding && ex == d->ex_)
+          d->held_.queue.push_back(std::move(next));
+        else
+          asio::post(ex, [next = std::move(next)]() mutable { next.run(); });
       }));
       // The caller now waits on the broker, so nothing would join its bytes
       // before the posted service pass: they go out at once.
       if (self->core_.has_output() && !self->writing_) self->service();
     };
-    auto pending = asio::async_initiate<decltype(asio::use_awaitable), void(op_result)>(
-        std::move(initiation), asio::use_awaitable);
-    op_result r = co_await std::move(pending);
-    if constexpr (Checked) {
-      if (r.error) throw_error(user_error(std::move(r.error)));
-    }
-    co_return r;
+    return asio::async_initiate<decltype(asio::use_awaitable), signature>(std::move(initiation),
+                                                                          asio::use_awaitable);
   }
 
   // Not a coroutine itself: one frame per operation, not two.
@@ -108,10 +112,20 @@ class driver final : public transport_sink,
   // Resumptions the read handler holds back until it ends, and whether a
   // service pass is due then. Declared before core_, whose pending
   // completions may still run while it is destroyed.
-  using held_handler = asio::async_result<asio::use_awaitable_t<>, void(op_result)>::handler_type;
+  // A finished operation and the coroutine awaiting it (op() makes both kinds).
   struct held_resumption {
-    held_handler resume;
+    std::variant<
+        asio::async_result<asio::use_awaitable_t<>, void(op_result)>::handler_type,
+        asio::async_result<asio::use_awaitable_t<>, void(std::exception_ptr, op_result)>::handler_type>
+        resume;
+    std::exception_ptr error;  // a checked operation's failure
     op_result result;
+    void run() {
+      if (auto* plain = std::get_if<0>(&resume))
+        std::move(*plain)(std::move(result));
+      else
+        std::move(std::get<1>(resume))(std::move(error), std::move(result));
+    }
   };
   struct held_resumptions {
     bool holding = false;   // inside on_read: completions queue here
