@@ -106,8 +106,8 @@ void driver::start_read() {
 // Operations the frames complete are not resumed from inside the parser:
 // their resumptions are held until the handler's work is done and then run
 // here, in order, at the top of the handler (as a posted handler would run
-// them, minus the trip through the scheduler). What they queue, and what the
-// frames queued (acks, heartbeats), goes out in one service pass after them.
+// them, minus the trip through the scheduler). What the frames call for goes
+// out before them; what they queue goes out in one service pass after them.
 void driver::on_read(std::error_code ec, std::size_t n) {
   reading_ = false;
   if (closed_) return;
@@ -124,6 +124,12 @@ void driver::on_read(std::error_code ec, std::size_t n) {
     start_read();
   });
   held_.holding = false;
+  // What the frames call for (channel.close-ok, heartbeats) goes out first:
+  // a resumed caller that blocks its thread must not hold back the protocol.
+  if (held_.service_due && !held_.queue.empty()) {
+    held_.service_due = false;
+    if (!service_posted_ && !closed_) guarded([&] { service(); });
+  }
   resume_held();
 }
 

@@ -463,3 +463,31 @@ TEST_CASE("driver: a resumed caller whose handler throws loses none of the other
   t.pump_until([&] { return again; });
   CHECK(t.conn->is_open());
 }
+
+TEST_CASE("driver: what the frames call for is written before the callers they complete resume") {
+  run([](memory_broker& b) -> asio::awaitable<void> {
+    auto conn = co_await open(b);
+    auto ch = co_await open_channel(conn, b);
+    asio::co_spawn(
+        co_await asio::this_coro::executor,
+        [&b]() -> asio::awaitable<void> {
+          co_await b.expect<queue_declare>(1);
+          b.link->broker_read();  // what came before is not what this test looks for
+          channel_close close;
+          close.reply_code = 404;
+          close.reply_text = "NOT_FOUND - no queue 'jobs'";
+          close.class_id = queue_declare::key >> 16;
+          close.method_id = queue_declare::key & 0xFFFF;
+          b.send(1, close);
+        },
+        asio::detached);
+    auto why = co_await failure_of(ch.queue_declare("jobs", {.passive = true}));
+    REQUIRE(why.has_value());
+    CHECK(why->reply_code() == 404);
+    // The caller resumes with channel.close-ok already handed to the
+    // transport: a caller that now blocks its thread holds nothing back.
+    CHECK_FALSE(b.link->to_broker.empty());
+    auto ok = co_await b.expect<channel_close_ok>(1);
+    (void)ok;
+  });
+}
