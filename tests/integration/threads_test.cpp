@@ -190,10 +190,18 @@ void round(const asio::any_io_executor& ex, const std::shared_ptr<worker_state>&
                                           std::to_string(per_round));
 
   // Acks posted from this thread: every other one alone, the rest by a
-  // multiple ack of the last tag.
+  // multiple ack of the last tag. A posted handler has no caller to throw
+  // to: an ack may fail only because the connection was closed under it.
+  auto ack = [st, &bad](std::uint64_t tag, bool multiple) {
+    try {
+      st->ch.ack(tag, multiple);
+    } catch (const error& e) {
+      bad.check(!st->conn.is_open(), std::string("an ack failed while open: ") + e.what());
+    }
+  };
   for (std::size_t i = 0; i + 1 < tags.size(); i += 2)
-    asio::post(ex, [st, tag = tags[i]] { st->ch.ack(tag); });
-  if (!tags.empty()) asio::post(ex, [st, tag = tags.back()] { st->ch.ack(tag, true); });
+    asio::post(ex, [ack, tag = tags[i]] { ack(tag, false); });
+  if (!tags.empty()) asio::post(ex, [ack, tag = tags.back()] { ack(tag, true); });
 
   const bool empty = on(ex, [st]() -> asio::awaitable<bool> {
     co_await st->cons.cancel();
