@@ -126,14 +126,20 @@ void driver::on_read(std::error_code ec, std::size_t n) {
   held_.holding = false;
   // What the frames call for (channel.close-ok, heartbeats) goes out first:
   // a resumed caller that blocks its thread must not hold back the protocol.
-  if (held_.service_due && !held_.queue.empty()) {
-    held_.service_due = false;
-    if (!service_posted_ && !closed_) guarded([&] { service(); });
-  }
+  service_if_due();
   resume_held();
 }
 
+// The service pass a schedule_service() asked for while the read handler
+// held it back, run here rather than posted.
+void driver::service_if_due() {
+  if (!held_.service_due) return;
+  held_.service_due = false;
+  if (!service_posted_ && !closed_) guarded([&] { service(); });
+}
+
 void driver::resume_held() {
+  if (held_.queue.empty()) return;
   held_.resuming = true;
   std::vector<held_resumption> batch;
   batch.swap(held_.queue);
@@ -157,10 +163,7 @@ void driver::resume_held() {
     batch.clear();
     held_.queue.swap(batch);
   }
-  if (held_.service_due) {
-    held_.service_due = false;
-    if (!service_posted_ && !closed_) guarded([&] { service(); });
-  }
+  service_if_due();  // what the resumed callers queued, in one pass
 }
 
 // Receive batching (connect_options::receive_batch_bytes). The reader notes

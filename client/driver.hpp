@@ -153,6 +153,7 @@ class driver final : public transport_sink,
 
   void start_read();
   void resume_held();
+  void service_if_due();
   void schedule_service();
   void service();
   void write_failed(const std::error_code& ec);
