@@ -67,20 +67,25 @@ namespace detail {
   }
 }
 
-// s = v, reusing s's storage; v must not point into s.
-inline void assign_chars(std::string& s, std::string_view v) {
-  // The same length again (a consumer's tag, exchange and routing key from
-  // one delivery to the next): the bytes only, no call into std::string.
-  if (v.size() == s.size() && v.size() <= 64) {
-    copy_bytes(s.data(), v.data(), v.size());
-    return;
-  }
+// assign_chars() when the length changes.
+[[gnu::noinline]] inline void assign_chars_resized(std::string& s, std::string_view v) {
   if (v.size() <= 64 && v.size() <= s.capacity()) {
     s.resize(v.size());
     copy_bytes(s.data(), v.data(), v.size());
   } else {
     s.assign(v);
   }
+}
+
+// s = v, reusing s's storage; v must not point into s.
+[[gnu::always_inline]] inline void assign_chars(std::string& s, std::string_view v) {
+  // The same length again (a consumer's tag, exchange and routing key from
+  // one delivery to the next, a header's name): the bytes only, inline.
+  if (v.size() == s.size() && v.size() <= 64) {
+    copy_bytes(s.data(), v.data(), v.size());
+    return;
+  }
+  assign_chars_resized(s, v);
 }
 }  // namespace detail
 

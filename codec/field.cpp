@@ -1,5 +1,6 @@
 #include "warren/codec/field.hpp"
 
+#include <cstring>
 #include <type_traits>
 
 namespace warren {
@@ -38,119 +39,211 @@ char field_value::type_letter() const noexcept {
 
 namespace {
 
-// Writes a u32 length placeholder, runs body, then patches in the length.
-template <class F>
-void length_prefixed(writer& w, F&& body) {
-  std::size_t at = w.size();
-  w.u32(0);
-  body();
-  std::size_t n = w.size() - at - 4;
-  if (n > 0xFFFFFFFFu) {
-    w.fail(errc::value_too_large);
-    return;
-  }
-  w.patch_u32(at, static_cast<std::uint32_t>(n));
+// The alternative index of T in field_variant.
+template <class T, std::size_t I = 0>
+constexpr std::size_t index_of() {
+  if constexpr (std::is_same_v<std::variant_alternative_t<I, field_variant>, T>)
+    return I;
+  else
+    return index_of<T, I + 1>();
 }
 
-std::size_t value_size(const field_value& v);
+// Unchecked access to the alternative the index says is held. The codec
+// switches on index() instead of calling std::visit: with this many
+// alternatives, libstdc++'s visit dispatches through a table of function
+// pointers, a call per value that nothing can inline.
+template <class T>
+const T& held(const field_value& v) noexcept {
+  return *std::get_if<T>(&v.variant());
+}
 
-std::size_t table_body_size(const field_table& t) {
+// ---------------------------------------------------------------------------
+// Encoding, in two passes: the exact size first (which also finds what cannot
+// be encoded), then the bytes written through one pointer into room made
+// once. A writer call per field would load and store the buffer's size at
+// every step, and each store would stand in the way of the next load.
+
+struct size_check {
+  bool name_too_long = false;   // a table entry name over 255 bytes
+  bool value_too_large = false;  // a longstr, table or array over 2^32 - 1 bytes
+};
+
+std::size_t array_body_size(const field_array& a, size_check& c) noexcept;
+std::size_t table_body_size(const field_table& t, size_check& c) noexcept;
+
+// What follows the type letter.
+[[gnu::always_inline]] inline std::size_t value_body_size(const field_value& v,
+                                                          size_check& c) noexcept {
+  switch (v.index()) {
+    case index_of<void_value>(): return 0;
+    case index_of<bool>():
+    case index_of<std::int8_t>():
+    case index_of<std::uint8_t>(): return 1;
+    case index_of<std::int16_t>():
+    case index_of<std::uint16_t>(): return 2;
+    case index_of<std::int32_t>():
+    case index_of<std::uint32_t>():
+    case index_of<float>(): return 4;
+    case index_of<decimal>(): return 5;
+    case index_of<std::int64_t>():
+    case index_of<double>():
+    case index_of<timestamp>(): return 8;
+    case index_of<std::string>(): {
+      const std::size_t n = held<std::string>(v).size();
+      c.value_too_large |= n > 0xFFFFFFFFu;
+      return 4 + n;
+    }
+    case index_of<byte_array>(): {
+      const std::size_t n = held<byte_array>(v).bytes.size();
+      c.value_too_large |= n > 0xFFFFFFFFu;
+      return 4 + n;
+    }
+    case index_of<field_array>(): return 4 + array_body_size(held<field_array>(v), c);
+    case index_of<field_table>(): return 4 + table_body_size(held<field_table>(v), c);
+  }
+  return 0;  // valueless_by_exception: never encoded, as encode would have thrown first
+}
+
+std::size_t table_body_size(const field_table& t, size_check& c) noexcept {
   std::size_t n = 0;
-  for (const auto& e : t.entries) n += 1 + e.name.size() + value_size(e.value);
+  for (const auto& e : t.entries) {
+    c.name_too_long |= e.name.size() > 255;
+    n += 2 + e.name.size() + value_body_size(e.value, c);
+  }
+  c.value_too_large |= n > 0xFFFFFFFFu;
   return n;
 }
 
-std::size_t value_size(const field_value& v) {
-  return 1 + std::visit(
-                 [](const auto& x) -> std::size_t {
-                   using T = std::decay_t<decltype(x)>;
-                   if constexpr (std::is_same_v<T, void_value>)
-                     return 0;
-                   else if constexpr (std::is_same_v<T, bool>)
-                     return 1;
-                   else if constexpr (std::is_arithmetic_v<T>)
-                     return sizeof(T);
-                   else if constexpr (std::is_same_v<T, decimal>)
-                     return 5;
-                   else if constexpr (std::is_same_v<T, timestamp>)
-                     return 8;
-                   else if constexpr (std::is_same_v<T, std::string>)
-                     return 4 + x.size();
-                   else if constexpr (std::is_same_v<T, byte_array>)
-                     return 4 + x.bytes.size();
-                   else if constexpr (std::is_same_v<T, field_array>) {
-                     std::size_t n = 4;
-                     for (const auto& i : x.items) n += value_size(i);
-                     return n;
-                   } else
-                     return 4 + table_body_size(x);
-                 },
-                 v.variant());
+std::size_t array_body_size(const field_array& a, size_check& c) noexcept {
+  std::size_t n = 0;
+  for (const auto& v : a.items) n += 1 + value_body_size(v, c);
+  c.value_too_large |= n > 0xFFFFFFFFu;
+  return n;
+}
+
+[[gnu::always_inline]] inline std::uint8_t* put_longstr(std::uint8_t* p,
+                                                       std::string_view s) noexcept {
+  detail::store32(p, static_cast<std::uint32_t>(s.size()));
+  detail::copy_bytes(p + 4, s.data(), s.size());
+  return p + 4 + s.size();
+}
+
+std::uint8_t* put_table(std::uint8_t* p, const field_table& t) noexcept;
+std::uint8_t* put_array(std::uint8_t* p, const field_array& a) noexcept;
+
+template <class T>
+std::uint8_t* put_bits(std::uint8_t* p, T x) noexcept {
+  if constexpr (sizeof(T) == 1) {
+    *p = static_cast<std::uint8_t>(x);
+  } else if constexpr (sizeof(T) == 2) {
+    std::uint16_t b;
+    std::memcpy(&b, &x, 2);
+    detail::store16(p, b);
+  } else if constexpr (sizeof(T) == 4) {
+    std::uint32_t b;
+    std::memcpy(&b, &x, 4);
+    detail::store32(p, b);
+  } else {
+    std::uint64_t b;
+    std::memcpy(&b, &x, 8);
+    detail::store64(p, b);
+  }
+  return p + sizeof(T);
+}
+
+// The type letter and the value, at p, which has room for both.
+[[gnu::always_inline]] inline std::uint8_t* put_value(std::uint8_t* p,
+                                                     const field_value& v) noexcept {
+  *p++ = static_cast<std::uint8_t>(v.type_letter());
+  switch (v.index()) {
+    case index_of<void_value>(): return p;
+    case index_of<bool>(): *p = held<bool>(v) ? 1 : 0; return p + 1;
+    case index_of<std::int8_t>(): return put_bits(p, held<std::int8_t>(v));
+    case index_of<std::uint8_t>(): return put_bits(p, held<std::uint8_t>(v));
+    case index_of<std::int16_t>(): return put_bits(p, held<std::int16_t>(v));
+    case index_of<std::uint16_t>(): return put_bits(p, held<std::uint16_t>(v));
+    case index_of<std::int32_t>(): return put_bits(p, held<std::int32_t>(v));
+    case index_of<std::uint32_t>(): return put_bits(p, held<std::uint32_t>(v));
+    case index_of<std::int64_t>(): return put_bits(p, held<std::int64_t>(v));
+    case index_of<float>(): return put_bits(p, held<float>(v));
+    case index_of<double>(): return put_bits(p, held<double>(v));
+    case index_of<decimal>():
+      *p = held<decimal>(v).scale;
+      return put_bits(p + 1, held<decimal>(v).value);
+    case index_of<timestamp>(): return put_bits(p, held<timestamp>(v).seconds);
+    case index_of<std::string>(): return put_longstr(p, held<std::string>(v));
+    case index_of<byte_array>(): return put_longstr(p, held<byte_array>(v).bytes);
+    case index_of<field_array>(): return put_array(p, held<field_array>(v));
+    case index_of<field_table>(): return put_table(p, held<field_table>(v));
+  }
+  return p;
+}
+
+std::uint8_t* put_table(std::uint8_t* p, const field_table& t) noexcept {
+  std::uint8_t* const length_at = p;
+  p += 4;
+  for (const auto& e : t.entries) {
+    const std::size_t n = e.name.size();
+    *p = static_cast<std::uint8_t>(n);
+    detail::copy_bytes(p + 1, e.name.data(), n);
+    p = put_value(p + 1 + n, e.value);
+  }
+  detail::store32(length_at, static_cast<std::uint32_t>(p - length_at - 4));
+  return p;
+}
+
+std::uint8_t* put_array(std::uint8_t* p, const field_array& a) noexcept {
+  std::uint8_t* const length_at = p;
+  p += 4;
+  for (const auto& v : a.items) p = put_value(p, v);
+  detail::store32(length_at, static_cast<std::uint32_t>(p - length_at - 4));
+  return p;
+}
+
+// Makes room for `size` bytes in w, or fails w with what the check found.
+std::uint8_t* room(writer& w, std::size_t size, const size_check& c) {
+  if (c.name_too_long) {
+    w.fail(errc::string_too_long);
+    return nullptr;
+  }
+  if (c.value_too_large) {
+    w.fail(errc::value_too_large);
+    return nullptr;
+  }
+  return w.buffer().extend(size);
 }
 
 }  // namespace
 
-std::size_t encoded_size(const field_table& t) { return 4 + table_body_size(t); }
+std::size_t encoded_size(const field_table& t) {
+  size_check c;
+  return 4 + table_body_size(t, c);
+}
 
 void encode_value(writer& w, const field_value& v) {
-  w.u8(static_cast<std::uint8_t>(v.type_letter()));
-  std::visit(
-      [&w](const auto& x) {
-        using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, void_value>) {
-        } else if constexpr (std::is_same_v<T, bool>)
-          w.u8(x ? 1 : 0);
-        else if constexpr (std::is_same_v<T, std::int8_t>)
-          w.i8(x);
-        else if constexpr (std::is_same_v<T, std::uint8_t>)
-          w.u8(x);
-        else if constexpr (std::is_same_v<T, std::int16_t>)
-          w.i16(x);
-        else if constexpr (std::is_same_v<T, std::uint16_t>)
-          w.u16(x);
-        else if constexpr (std::is_same_v<T, std::int32_t>)
-          w.i32(x);
-        else if constexpr (std::is_same_v<T, std::uint32_t>)
-          w.u32(x);
-        else if constexpr (std::is_same_v<T, std::int64_t>)
-          w.i64(x);
-        else if constexpr (std::is_same_v<T, float>)
-          w.f32(x);
-        else if constexpr (std::is_same_v<T, double>)
-          w.f64(x);
-        else if constexpr (std::is_same_v<T, decimal>) {
-          w.u8(x.scale);
-          w.u32(x.value);
-        } else if constexpr (std::is_same_v<T, timestamp>)
-          w.u64(x.seconds);
-        else if constexpr (std::is_same_v<T, std::string>)
-          w.longstr(x);
-        else if constexpr (std::is_same_v<T, byte_array>)
-          w.longstr(x.bytes);
-        else if constexpr (std::is_same_v<T, field_array>)
-          encode_array(w, x);
-        else
-          encode_table(w, x);
-      },
-      v.variant());
+  size_check c;
+  const std::size_t n = 1 + value_body_size(v, c);
+  if (std::uint8_t* p = room(w, n, c)) put_value(p, v);
 }
 
 void encode_table(writer& w, const field_table& t) {
-  length_prefixed(w, [&] {
-    for (const auto& e : t.entries) {
-      w.shortstr(e.name);
-      encode_value(w, e.value);
-    }
-  });
+  size_check c;
+  const std::size_t n = 4 + table_body_size(t, c);
+  if (std::uint8_t* p = room(w, n, c)) put_table(p, t);
 }
 
 void encode_array(writer& w, const field_array& a) {
-  length_prefixed(w, [&] {
-    for (const auto& v : a.items) encode_value(w, v);
-  });
+  size_check c;
+  const std::size_t n = 4 + array_body_size(a, c);
+  if (std::uint8_t* p = room(w, n, c)) put_array(p, a);
 }
 
 namespace {
+
+// ---------------------------------------------------------------------------
+// Decoding, through two local pointers rather than a reader's members: the
+// strings written on the way may alias any memory, so a member would be
+// reloaded after every one of them.
 
 // The alternative T of `out`, kept (with its storage) when `out` already
 // holds one: decoding into a table decoded before reuses its strings and
@@ -161,90 +254,210 @@ T& reuse(field_value& out) {
   return out.variant().template emplace<T>();
 }
 
-void decode_value(reader& r, char letter, field_value& out, int depth) {
-  switch (letter) {
-    case 't': out = r.u8() != 0; break;
-    case 'b': out = r.i8(); break;
-    case 'B': out = r.u8(); break;
-    case 's': out = r.i16(); break;
-    case 'u': out = r.u16(); break;
-    case 'I': out = r.i32(); break;
-    case 'i': out = r.u32(); break;
-    case 'l':
-    case 'L': out = r.i64(); break;
-    case 'f': out = r.f32(); break;
-    case 'd': out = r.f64(); break;
-    case 'D': {
-      decimal d;
-      d.scale = r.u8();
-      d.value = r.u32();
-      out = d;
-      break;
-    }
-    case 'S': r.longstr_into(reuse<std::string>(out)); break;
-    case 'x': r.longstr_into(reuse<byte_array>(out).bytes); break;
-    case 'T': out = timestamp{r.u64()}; break;
-    case 'V': out = void_value{}; break;
-    case 'A': decode_array(r, reuse<field_array>(out), depth + 1); break;
-    case 'F': decode_table(r, reuse<field_table>(out), depth + 1); break;
-    default: r.fail(errc::unknown_field_type);
+template <class T>
+void set(field_value& out, T x) {
+  reuse<T>(out) = x;
+}
+
+template <class T>
+T get_bits(const std::uint8_t* p) noexcept {
+  if constexpr (sizeof(T) == 1) {
+    return static_cast<T>(*p);
+  } else if constexpr (sizeof(T) == 2) {
+    const std::uint16_t b = detail::load16(p);
+    T x;
+    std::memcpy(&x, &b, 2);
+    return x;
+  } else if constexpr (sizeof(T) == 4) {
+    const std::uint32_t b = detail::load32(p);
+    T x;
+    std::memcpy(&x, &b, 4);
+    return x;
+  } else {
+    const std::uint64_t b = detail::load64(p);
+    T x;
+    std::memcpy(&x, &b, 8);
+    return x;
   }
 }
 
-// Narrows r to the length-prefixed body that follows, advancing r past it.
-bool enter(reader& r, reader& body, int depth) {
-  if (depth >= max_field_depth) {
-    r.fail(errc::nesting_too_deep);
-    return false;
+struct decode_error {
+  errc code{};
+};
+
+const std::uint8_t* get_table(const std::uint8_t* p, const std::uint8_t* end, field_table& out,
+                              int depth, decode_error& err);
+const std::uint8_t* get_array(const std::uint8_t* p, const std::uint8_t* end, field_array& out,
+                              int depth, decode_error& err);
+
+template <class T>
+const std::uint8_t* get_fixed(const std::uint8_t* p, const std::uint8_t* end, field_value& out,
+                              decode_error& err) {
+  if (static_cast<std::size_t>(end - p) < sizeof(T)) {
+    err.code = errc::truncated;
+    return nullptr;
   }
-  std::uint32_t n = r.u32();
-  bytes_view b = r.bytes(n);
-  if (!r.ok()) return false;
-  body = reader(b);
-  return true;
+  set(out, get_bits<T>(p));
+  return p + sizeof(T);
+}
+
+const std::uint8_t* get_longstr(const std::uint8_t* p, const std::uint8_t* end, std::string& out,
+                                decode_error& err) {
+  if (end - p < 4) {
+    err.code = errc::truncated;
+    return nullptr;
+  }
+  const std::uint32_t n = detail::load32(p);
+  p += 4;
+  if (static_cast<std::size_t>(end - p) < n) {
+    err.code = errc::truncated;
+    return nullptr;
+  }
+  detail::assign_chars(out, {reinterpret_cast<const char*>(p), n});
+  return p + n;
+}
+
+// The value after its type letter, into `out`; the position after it, or
+// nullptr with err set.
+const std::uint8_t* get_value(const std::uint8_t* p, const std::uint8_t* end, char letter,
+                              field_value& out, int depth, decode_error& err) {
+  switch (letter) {
+    case 't':
+      if (p == end) break;
+      set(out, *p != 0);
+      return p + 1;
+    case 'b': return get_fixed<std::int8_t>(p, end, out, err);
+    case 'B': return get_fixed<std::uint8_t>(p, end, out, err);
+    case 's': return get_fixed<std::int16_t>(p, end, out, err);
+    case 'u': return get_fixed<std::uint16_t>(p, end, out, err);
+    case 'I': return get_fixed<std::int32_t>(p, end, out, err);
+    case 'i': return get_fixed<std::uint32_t>(p, end, out, err);
+    case 'l':
+    case 'L': return get_fixed<std::int64_t>(p, end, out, err);
+    case 'f': return get_fixed<float>(p, end, out, err);
+    case 'd': return get_fixed<double>(p, end, out, err);
+    case 'D':
+      if (end - p < 5) break;
+      set(out, decimal{*p, detail::load32(p + 1)});
+      return p + 5;
+    case 'S': return get_longstr(p, end, reuse<std::string>(out), err);
+    case 'x': return get_longstr(p, end, reuse<byte_array>(out).bytes, err);
+    case 'T':
+      if (end - p < 8) break;
+      set(out, timestamp{detail::load64(p)});
+      return p + 8;
+    case 'V': set(out, void_value{}); return p;
+    case 'A': return get_array(p, end, reuse<field_array>(out), depth + 1, err);
+    case 'F': return get_table(p, end, reuse<field_table>(out), depth + 1, err);
+    default: err.code = errc::unknown_field_type; return nullptr;
+  }
+  err.code = errc::truncated;
+  return nullptr;
+}
+
+// A length-prefixed body at p: sets [body, body_end) and returns the position
+// after it, or nullptr with err set.
+const std::uint8_t* enter(const std::uint8_t* p, const std::uint8_t* end, int depth,
+                          const std::uint8_t*& body_end, decode_error& err) {
+  if (depth >= max_field_depth) {
+    err.code = errc::nesting_too_deep;
+    return nullptr;
+  }
+  if (end - p < 4) {
+    err.code = errc::truncated;
+    return nullptr;
+  }
+  const std::uint32_t n = detail::load32(p);
+  p += 4;
+  if (static_cast<std::size_t>(end - p) < n) {
+    err.code = errc::truncated;
+    return nullptr;
+  }
+  body_end = p + n;
+  return p;
+}
+
+// Entries are decoded over the ones `out` already has, then the surplus is
+// dropped; on an error, the entries decoded before it are kept.
+const std::uint8_t* get_table(const std::uint8_t* p, const std::uint8_t* end, field_table& out,
+                              int depth, decode_error& err) {
+  const std::uint8_t* body_end = nullptr;
+  p = enter(p, end, depth, body_end, err);
+  if (p == nullptr) {
+    out.entries.clear();
+    return nullptr;
+  }
+  std::size_t n = 0;
+  while (p != body_end) {
+    const std::size_t len = *p++;
+    // The name and the type letter after it.
+    if (static_cast<std::size_t>(body_end - p) < len + 1) {
+      err.code = errc::truncated;
+      p = nullptr;
+      break;
+    }
+    if (n == out.entries.size()) out.entries.emplace_back();
+    field_entry& e = out.entries[n];
+    detail::assign_chars(e.name, {reinterpret_cast<const char*>(p), len});
+    p += len;
+    const char letter = static_cast<char>(*p++);
+    p = get_value(p, body_end, letter, e.value, depth, err);
+    if (p == nullptr) break;
+    ++n;
+  }
+  out.entries.resize(n);
+  return p;
+}
+
+const std::uint8_t* get_array(const std::uint8_t* p, const std::uint8_t* end, field_array& out,
+                              int depth, decode_error& err) {
+  const std::uint8_t* body_end = nullptr;
+  p = enter(p, end, depth, body_end, err);
+  if (p == nullptr) {
+    out.items.clear();
+    return nullptr;
+  }
+  std::size_t n = 0;
+  while (p != body_end) {
+    const char letter = static_cast<char>(*p++);
+    if (n == out.items.size()) out.items.emplace_back();
+    p = get_value(p, body_end, letter, out.items[n], depth, err);
+    if (p == nullptr) break;
+    ++n;
+  }
+  out.items.resize(n);
+  return p;
+}
+
+// Runs get (get_table or get_array) on what r has left and moves r past what
+// it read, or fails r.
+template <class Out, class Get>
+void decode_with(reader& r, Out& out, int depth, Get get) {
+  const std::uint8_t* const start = r.position();
+  decode_error err;
+  const std::uint8_t* const after = get(start, start + r.remaining(), out, depth, err);
+  if (after == nullptr)
+    r.fail(err.code);
+  else
+    r.bytes(static_cast<std::size_t>(after - start));
 }
 
 }  // namespace
 
 void decode_table(reader& r, field_table& out, int depth) {
-  reader body;
-  if (!enter(r, body, depth)) {
+  if (!r.ok()) {
     out.entries.clear();
     return;
   }
-  // Entries are decoded over the ones `out` already has, then the surplus is
-  // dropped.
-  std::size_t n = 0;
-  while (!body.empty()) {
-    if (n == out.entries.size()) out.entries.emplace_back();
-    field_entry& e = out.entries[n];
-    body.shortstr_into(e.name);
-    char letter = static_cast<char>(body.u8());
-    if (!body.ok()) break;
-    decode_value(body, letter, e.value, depth);
-    if (!body.ok()) break;
-    ++n;
-  }
-  out.entries.resize(n);
-  if (!body.ok()) r.fail(body.error());
+  decode_with(r, out, depth, get_table);
 }
 
 void decode_array(reader& r, field_array& out, int depth) {
-  reader body;
-  if (!enter(r, body, depth)) {
+  if (!r.ok()) {
     out.items.clear();
     return;
   }
-  std::size_t n = 0;
-  while (!body.empty()) {
-    char letter = static_cast<char>(body.u8());
-    if (n == out.items.size()) out.items.emplace_back();
-    decode_value(body, letter, out.items[n], depth);
-    if (!body.ok()) break;
-    ++n;
-  }
-  out.items.resize(n);
-  if (!body.ok()) r.fail(body.error());
+  decode_with(r, out, depth, get_array);
 }
 
 }  // namespace warren
