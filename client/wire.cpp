@@ -7,22 +7,36 @@ namespace warren {
 static_assert(detail::publish_method_key == basic_publish::key);
 static_assert(detail::publish_class_id == basic_class_id);
 
-std::error_code decode_content_header(bytes_view payload, content_header& out) {
-  return decode_content_header(payload, out.class_id, out.body_size, out.properties);
-}
+namespace {
 
-std::error_code decode_content_header(bytes_view payload, std::uint16_t& class_id,
-                                      std::uint64_t& body_size, basic_properties& props) {
-  reader r(payload);
-  class_id = r.u16();
-  r.u16();  // weight, unused
-  body_size = r.u64();
-  if (!r.ok()) return r.error();
+// Both decode_content_header()s: the fixed part read in place, one test for
+// its length, then the properties.
+[[gnu::always_inline]] inline std::error_code decode_header(bytes_view payload,
+                                                            std::uint16_t& class_id,
+                                                            std::uint64_t& body_size,
+                                                            basic_properties& props) {
+  // class-id, weight (unused), body size
+  constexpr std::size_t fixed = 2 + 2 + 8;
+  if (payload.size() < fixed) return errc::truncated;
+  class_id = detail::load16(payload.data());
+  body_size = detail::load64(payload.data() + 4);
   if (class_id != basic_class_id) return errc::bad_content_header;
+  reader r(payload.data() + fixed, payload.size() - fixed);
   props.decode(r);
   if (!r.ok()) return r.error();
   if (!r.empty()) return errc::trailing_bytes;
   return detail::no_error;
+}
+
+}  // namespace
+
+std::error_code decode_content_header(bytes_view payload, content_header& out) {
+  return decode_header(payload, out.class_id, out.body_size, out.properties);
+}
+
+std::error_code decode_content_header(bytes_view payload, std::uint16_t& class_id,
+                                      std::uint64_t& body_size, basic_properties& props) {
+  return decode_header(payload, class_id, body_size, props);
 }
 
 void encode_content_header(writer& w, std::uint64_t body_size, const basic_properties& props) {

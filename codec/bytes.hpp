@@ -236,23 +236,23 @@ class reader {
   bool empty() const noexcept { return p_ == end_; }
   const std::uint8_t* position() const noexcept { return p_; }
 
-  std::uint8_t u8() noexcept {
+  [[gnu::always_inline]] std::uint8_t u8() noexcept {
     if (!need(1)) return 0;
     return *p_++;
   }
-  std::uint16_t u16() noexcept {
+  [[gnu::always_inline]] std::uint16_t u16() noexcept {
     if (!need(2)) return 0;
     auto v = detail::load16(p_);
     p_ += 2;
     return v;
   }
-  std::uint32_t u32() noexcept {
+  [[gnu::always_inline]] std::uint32_t u32() noexcept {
     if (!need(4)) return 0;
     auto v = detail::load32(p_);
     p_ += 4;
     return v;
   }
-  std::uint64_t u64() noexcept {
+  [[gnu::always_inline]] std::uint64_t u64() noexcept {
     if (!need(8)) return 0;
     auto v = detail::load64(p_);
     p_ += 8;
@@ -275,26 +275,26 @@ class reader {
     return d;
   }
   // Views into the underlying bytes: valid as long as they are.
-  bytes_view bytes(std::size_t n) noexcept {
+  [[gnu::always_inline]] bytes_view bytes(std::size_t n) noexcept {
     if (!need(n)) return {};
     bytes_view v(p_, n);
     p_ += n;
     return v;
   }
-  std::string_view shortstr() noexcept { return chars(u8()); }
-  std::string_view longstr() noexcept { return chars(u32()); }
+  [[gnu::always_inline]] std::string_view shortstr() noexcept { return chars(u8()); }
+  [[gnu::always_inline]] std::string_view longstr() noexcept { return chars(u32()); }
   // The same, copied into `out` reusing its storage (empty on failure): what
   // a decoder filling the same struct again and again wants.
-  void shortstr_into(std::string& out) { detail::assign_chars(out, shortstr()); }
-  void longstr_into(std::string& out) { detail::assign_chars(out, longstr()); }
+  [[gnu::always_inline]] void shortstr_into(std::string& out) { detail::assign_chars(out, shortstr()); }
+  [[gnu::always_inline]] void longstr_into(std::string& out) { detail::assign_chars(out, longstr()); }
 
  private:
-  bool need(std::size_t n) noexcept {
+  [[gnu::always_inline]] bool need(std::size_t n) noexcept {
     if (static_cast<std::size_t>(end_ - p_) >= n) return true;
     fail(errc::truncated);
     return false;
   }
-  std::string_view chars(std::size_t n) noexcept {
+  [[gnu::always_inline]] std::string_view chars(std::size_t n) noexcept {
     if (!need(n)) return {};
     std::string_view v(reinterpret_cast<const char*>(p_), n);
     p_ += n;

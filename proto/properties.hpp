@@ -48,22 +48,8 @@ struct basic_properties {
   static constexpr std::uint16_t cluster_id_flag = 0x0004;
 
   std::uint16_t flags() const noexcept {
-    std::uint16_t f = 0;
-    if (content_type) f |= content_type_flag;
-    if (content_encoding) f |= content_encoding_flag;
-    if (headers) f |= headers_flag;
-    if (delivery_mode) f |= delivery_mode_flag;
-    if (priority) f |= priority_flag;
-    if (correlation_id) f |= correlation_id_flag;
-    if (reply_to) f |= reply_to_flag;
-    if (expiration) f |= expiration_flag;
-    if (message_id) f |= message_id_flag;
-    if (timestamp) f |= timestamp_flag;
-    if (type) f |= type_flag;
-    if (user_id) f |= user_id_flag;
-    if (app_id) f |= app_id_flag;
-    if (cluster_id) f |= cluster_id_flag;
-    return f;
+    return static_cast<std::uint16_t>(
+        (((content_type ? content_type_flag : 0) | ((content_encoding ? content_encoding_flag : 0) | (headers ? headers_flag : 0))) | (((delivery_mode ? delivery_mode_flag : 0) | (priority ? priority_flag : 0)) | ((correlation_id ? correlation_id_flag : 0) | (reply_to ? reply_to_flag : 0)))) | (((expiration ? expiration_flag : 0) | ((message_id ? message_id_flag : 0) | (timestamp ? timestamp_flag : 0))) | (((type ? type_flag : 0) | (user_id ? user_id_flag : 0)) | ((app_id ? app_id_flag : 0) | (cluster_id ? cluster_id_flag : 0)))));
   }
 
   // The flag word and the present values.
@@ -206,28 +192,75 @@ struct basic_properties {
 
   // Reads the flag word(s) and the values they announce. A continuation word
   // must announce nothing: basic has no properties beyond these; bits 1 and 0
-  // of the first word carry no property.
+  // of the first word carry no property. Reads through a local pointer, not
+  // r's members: every string assigned on the way may alias memory, and a
+  // member would be stored and loaded again around each one.
   void decode(reader& r) {
-    const std::uint16_t f = r.u16();
+    const std::uint8_t* const start = r.position();
+    const std::uint8_t* const end = start + r.remaining();
+    const std::uint8_t* p = start;
+    if (end - p < 2) return r.fail(errc::truncated);
+    const std::uint16_t f = detail::load16(p);
+    p += 2;
     if ((f & 0x0001) != 0) {
-      if (r.u16() != 0) r.fail(errc::bad_content_header);
+      if (end - p < 2) return r.fail(errc::truncated);
+      if (detail::load16(p) != 0) return r.fail(errc::bad_content_header);
+      p += 2;
     }
-    if ((f & 0x0002) != 0) r.fail(errc::bad_content_header);
-    if (!r.ok()) return;
-    if (f & content_type_flag) assign(content_type, r.shortstr()); else content_type.reset();
-    if (f & content_encoding_flag) assign(content_encoding, r.shortstr()); else content_encoding.reset();
-    if (f & headers_flag) decode_table(r, headers ? *headers : headers.emplace()); else headers.reset();
-    if (f & delivery_mode_flag) delivery_mode = r.u8(); else delivery_mode.reset();
-    if (f & priority_flag) priority = r.u8(); else priority.reset();
-    if (f & correlation_id_flag) assign(correlation_id, r.shortstr()); else correlation_id.reset();
-    if (f & reply_to_flag) assign(reply_to, r.shortstr()); else reply_to.reset();
-    if (f & expiration_flag) assign(expiration, r.shortstr()); else expiration.reset();
-    if (f & message_id_flag) assign(message_id, r.shortstr()); else message_id.reset();
-    if (f & timestamp_flag) timestamp = ::warren::timestamp{r.u64()}; else timestamp.reset();
-    if (f & type_flag) assign(type, r.shortstr()); else type.reset();
-    if (f & user_id_flag) assign(user_id, r.shortstr()); else user_id.reset();
-    if (f & app_id_flag) assign(app_id, r.shortstr()); else app_id.reset();
-    if (f & cluster_id_flag) assign(cluster_id, r.shortstr()); else cluster_id.reset();
+    if ((f & 0x0002) != 0) return r.fail(errc::bad_content_header);
+    // What the last decode left and this one does not announce: nothing, in a
+    // consumer's steady state, so one test stands for a branch per property.
+    if (const std::uint16_t stale = flags() & ~f) drop(stale);
+    if (f & content_type_flag) {
+      if (!take_chars(p, end, 1, content_type)) return r.fail(errc::truncated);
+    }
+    if (f & content_encoding_flag) {
+      if (!take_chars(p, end, 1, content_encoding)) return r.fail(errc::truncated);
+    }
+    if (f & headers_flag) {
+      reader t(p, static_cast<std::size_t>(end - p));
+      decode_table(t, headers ? *headers : headers.emplace());
+      if (!t.ok()) return r.fail(t.error());
+      p = t.position();
+    }
+    if (f & delivery_mode_flag) {
+      if (p == end) return r.fail(errc::truncated);
+      delivery_mode = *p++;
+    }
+    if (f & priority_flag) {
+      if (p == end) return r.fail(errc::truncated);
+      priority = *p++;
+    }
+    if (f & correlation_id_flag) {
+      if (!take_chars(p, end, 1, correlation_id)) return r.fail(errc::truncated);
+    }
+    if (f & reply_to_flag) {
+      if (!take_chars(p, end, 1, reply_to)) return r.fail(errc::truncated);
+    }
+    if (f & expiration_flag) {
+      if (!take_chars(p, end, 1, expiration)) return r.fail(errc::truncated);
+    }
+    if (f & message_id_flag) {
+      if (!take_chars(p, end, 1, message_id)) return r.fail(errc::truncated);
+    }
+    if (f & timestamp_flag) {
+      if (end - p < 8) return r.fail(errc::truncated);
+      timestamp = ::warren::timestamp{detail::load64(p)};
+      p += 8;
+    }
+    if (f & type_flag) {
+      if (!take_chars(p, end, 1, type)) return r.fail(errc::truncated);
+    }
+    if (f & user_id_flag) {
+      if (!take_chars(p, end, 1, user_id)) return r.fail(errc::truncated);
+    }
+    if (f & app_id_flag) {
+      if (!take_chars(p, end, 1, app_id)) return r.fail(errc::truncated);
+    }
+    if (f & cluster_id_flag) {
+      if (!take_chars(p, end, 1, cluster_id)) return r.fail(errc::truncated);
+    }
+    r.bytes(static_cast<std::size_t>(p - start));
   }
 
   // Member by member: absent properties cost nothing and present ones trade
@@ -254,11 +287,41 @@ struct basic_properties {
  private:
   // Decoding into the same properties again (a consumer's loop) reuses the
   // strings' storage instead of allocating each time.
-  static void assign(std::optional<std::string>& o, std::string_view v) {
+  [[gnu::always_inline]] static void assign(std::optional<std::string>& o, std::string_view v) {
     if (o)
       detail::assign_chars(*o, v);
     else
       o.emplace(v);
+  }
+
+  // Empties the properties whose flags are set in `stale`.
+  [[gnu::noinline]] void drop(std::uint16_t stale) noexcept {
+    if (stale & content_type_flag) content_type.reset();
+    if (stale & content_encoding_flag) content_encoding.reset();
+    if (stale & headers_flag) headers.reset();
+    if (stale & delivery_mode_flag) delivery_mode.reset();
+    if (stale & priority_flag) priority.reset();
+    if (stale & correlation_id_flag) correlation_id.reset();
+    if (stale & reply_to_flag) reply_to.reset();
+    if (stale & expiration_flag) expiration.reset();
+    if (stale & message_id_flag) message_id.reset();
+    if (stale & timestamp_flag) timestamp.reset();
+    if (stale & type_flag) type.reset();
+    if (stale & user_id_flag) user_id.reset();
+    if (stale & app_id_flag) app_id.reset();
+    if (stale & cluster_id_flag) cluster_id.reset();
+  }
+
+  // A string of a `prefix`-byte (1 or 4) length at p into o, moving p past
+  // it; false, with p unmoved, when [p, end) is too short.
+  [[gnu::always_inline]] static bool take_chars(const std::uint8_t*& p, const std::uint8_t* end,
+                                                int prefix, std::optional<std::string>& o) {
+    if (end - p < prefix) return false;
+    const std::size_t n = prefix == 1 ? *p : detail::load32(p);
+    if (static_cast<std::size_t>(end - p - prefix) < n) return false;
+    assign(o, {reinterpret_cast<const char*>(p + prefix), n});
+    p += prefix + n;
+    return true;
   }
 };
 

@@ -535,10 +535,15 @@ struct basic_properties {
     out.append("\n")
     for i, (f, name) in enumerate(zip(props, names)):
         out.append("  static constexpr std::uint16_t %s_flag = 0x%04X;\n" % (name, 1 << (15 - i)))
-    out.append("\n  std::uint16_t flags() const noexcept {\n    std::uint16_t f = 0;\n")
-    for name in names:
-        out.append("    if (%s) f |= %s_flag;\n" % (name, name))
-    out.append("    return f;\n  }\n")
+    # One expression, split in halves so that the ORs need not run one after
+    # the other.
+    def or_tree(terms):
+        if len(terms) == 1:
+            return terms[0]
+        half = len(terms) // 2
+        return "(%s | %s)" % (or_tree(terms[:half]), or_tree(terms[half:]))
+    out.append("\n  std::uint16_t flags() const noexcept {\n    return static_cast<std::uint16_t>(\n        %s);\n  }\n"
+               % or_tree(["(%s ? %s_flag : 0)" % (name, name) for name in names])[1:-1])
 
     enc_val = {
         "octet": "w.u8(*%s);",
@@ -546,13 +551,6 @@ struct basic_properties {
         "longstr": "w.longstr(*%s);",
         "timestamp": "w.u64(%s->seconds);",
         "table": "encode_table(w, *%s);",
-    }
-    dec_val = {
-        "octet": "%s = r.u8();",
-        "shortstr": "assign(%s, r.shortstr());",
-        "longstr": "assign(%s, r.longstr());",
-        "timestamp": "%s = ::warren::timestamp{r.u64()};",
-        "table": "decode_table(r, %s ? *%s : %s.emplace());",
     }
     size_val = {
         "octet": "1",
@@ -610,18 +608,43 @@ struct basic_properties {
     out.append("""
   // Reads the flag word(s) and the values they announce. A continuation word
   // must announce nothing: basic has no properties beyond these; bits 1 and 0
-  // of the first word carry no property.
+  // of the first word carry no property. Reads through a local pointer, not
+  // r's members: every string assigned on the way may alias memory, and a
+  // member would be stored and loaded again around each one.
   void decode(reader& r) {
-    const std::uint16_t f = r.u16();
+    const std::uint8_t* const start = r.position();
+    const std::uint8_t* const end = start + r.remaining();
+    const std::uint8_t* p = start;
+    if (end - p < 2) return r.fail(errc::truncated);
+    const std::uint16_t f = detail::load16(p);
+    p += 2;
     if ((f & 0x0001) != 0) {
-      if (r.u16() != 0) r.fail(errc::bad_content_header);
+      if (end - p < 2) return r.fail(errc::truncated);
+      if (detail::load16(p) != 0) return r.fail(errc::bad_content_header);
+      p += 2;
     }
-    if ((f & 0x0002) != 0) r.fail(errc::bad_content_header);
-    if (!r.ok()) return;
+    if ((f & 0x0002) != 0) return r.fail(errc::bad_content_header);
 """)
+    dec_local = {
+        "octet": ("if (p == end) return r.fail(errc::truncated);\n"
+                  "      %(n)s = *p++;"),
+        "shortstr": "if (!take_chars(p, end, 1, %(n)s)) return r.fail(errc::truncated);",
+        "longstr": "if (!take_chars(p, end, 4, %(n)s)) return r.fail(errc::truncated);",
+        "timestamp": ("if (end - p < 8) return r.fail(errc::truncated);\n"
+                      "      %(n)s = ::warren::timestamp{detail::load64(p)};\n"
+                      "      p += 8;"),
+        "table": ("reader t(p, static_cast<std::size_t>(end - p));\n"
+                  "      decode_table(t, %(n)s ? *%(n)s : %(n)s.emplace());\n"
+                  "      if (!t.ok()) return r.fail(t.error());\n"
+                  "      p = t.position();"),
+    }
+    out.append("    // What the last decode left and this one does not announce: nothing, in a\n"
+               "    // consumer's steady state, so one test stands for a branch per property.\n"
+               "    if (const std::uint16_t stale = flags() & ~f) drop(stale);\n")
     for f, name in zip(props, names):
-        dec = dec_val[f.type].replace("%s", name)
-        out.append("    if (f & %s_flag) %s else %s.reset();\n" % (name, dec, name))
+        out.append("    if (f & %s_flag) {\n      %s\n    }\n"
+                   % (name, dec_local[f.type] % {"n": name}))
+    out.append("    r.bytes(static_cast<std::size_t>(p - start));\n")
     out.append("  }\n\n  // Member by member: absent properties cost nothing and present ones trade\n"
                "  // storage, so a consumer swapping into a reused message allocates nothing.\n"
                "  friend void swap(basic_properties& a, basic_properties& b) noexcept {\n")
@@ -634,11 +657,30 @@ struct basic_properties {
  private:
   // Decoding into the same properties again (a consumer's loop) reuses the
   // strings' storage instead of allocating each time.
-  static void assign(std::optional<std::string>& o, std::string_view v) {
+  [[gnu::always_inline]] static void assign(std::optional<std::string>& o, std::string_view v) {
     if (o)
       detail::assign_chars(*o, v);
     else
       o.emplace(v);
+  }
+
+  // Empties the properties whose flags are set in `stale`.
+  [[gnu::noinline]] void drop(std::uint16_t stale) noexcept {
+""")
+    for name in names:
+        out.append("    if (stale & %s_flag) %s.reset();\n" % (name, name))
+    out.append("""  }
+
+  // A string of a `prefix`-byte (1 or 4) length at p into o, moving p past
+  // it; false, with p unmoved, when [p, end) is too short.
+  [[gnu::always_inline]] static bool take_chars(const std::uint8_t*& p, const std::uint8_t* end,
+                                                int prefix, std::optional<std::string>& o) {
+    if (end - p < prefix) return false;
+    const std::size_t n = prefix == 1 ? *p : detail::load32(p);
+    if (static_cast<std::size_t>(end - p - prefix) < n) return false;
+    assign(o, {reinterpret_cast<const char*>(p + prefix), n});
+    p += prefix + n;
+    return true;
   }
 };
 
