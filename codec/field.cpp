@@ -301,8 +301,10 @@ const std::uint8_t* get_fixed(const std::uint8_t* p, const std::uint8_t* end, fi
   return p + sizeof(T);
 }
 
-const std::uint8_t* get_longstr(const std::uint8_t* p, const std::uint8_t* end, std::string& out,
-                                decode_error& err) {
+// What a u32 length prefix at p announces: returns where it starts and sets
+// body_end, or nullptr with err set when [p, end) does not hold it all.
+const std::uint8_t* length_prefixed(const std::uint8_t* p, const std::uint8_t* end,
+                                    const std::uint8_t*& body_end, decode_error& err) {
   if (end - p < 4) {
     err.code = errc::truncated;
     return nullptr;
@@ -313,8 +315,18 @@ const std::uint8_t* get_longstr(const std::uint8_t* p, const std::uint8_t* end, 
     err.code = errc::truncated;
     return nullptr;
   }
-  detail::assign_chars(out, {reinterpret_cast<const char*>(p), n});
-  return p + n;
+  body_end = p + n;
+  return p;
+}
+
+const std::uint8_t* get_longstr(const std::uint8_t* p, const std::uint8_t* end, std::string& out,
+                                decode_error& err) {
+  const std::uint8_t* body_end = nullptr;
+  p = length_prefixed(p, end, body_end, err);
+  if (p == nullptr) return nullptr;
+  detail::assign_chars(
+      out, {reinterpret_cast<const char*>(p), static_cast<std::size_t>(body_end - p)});
+  return body_end;
 }
 
 // The value after its type letter, into `out`; the position after it, or
@@ -355,78 +367,68 @@ const std::uint8_t* get_value(const std::uint8_t* p, const std::uint8_t* end, ch
   return nullptr;
 }
 
-// A length-prefixed body at p: sets [body, body_end) and returns the position
-// after it, or nullptr with err set.
+// The body of a nested table or array, as length_prefixed(), one level deeper.
 const std::uint8_t* enter(const std::uint8_t* p, const std::uint8_t* end, int depth,
                           const std::uint8_t*& body_end, decode_error& err) {
   if (depth >= max_field_depth) {
     err.code = errc::nesting_too_deep;
     return nullptr;
   }
-  if (end - p < 4) {
-    err.code = errc::truncated;
-    return nullptr;
-  }
-  const std::uint32_t n = detail::load32(p);
-  p += 4;
-  if (static_cast<std::size_t>(end - p) < n) {
-    err.code = errc::truncated;
-    return nullptr;
-  }
-  body_end = p + n;
-  return p;
+  return length_prefixed(p, end, body_end, err);
 }
 
-// Entries are decoded over the ones `out` already has, then the surplus is
-// dropped; on an error, the entries decoded before it are kept.
-const std::uint8_t* get_table(const std::uint8_t* p, const std::uint8_t* end, field_table& out,
-                              int depth, decode_error& err) {
+// A table's entries or an array's items: each decoded by get_one over the
+// ones `items` already has, then the surplus dropped; on an error, those
+// decoded before it are kept. get_one(p, body_end, item) returns the position
+// after the item, or nullptr with err set.
+template <class T, class GetOne>
+const std::uint8_t* get_sequence(const std::uint8_t* p, const std::uint8_t* end,
+                                 std::vector<T>& items, int depth, decode_error& err,
+                                 GetOne get_one) {
   const std::uint8_t* body_end = nullptr;
   p = enter(p, end, depth, body_end, err);
   if (p == nullptr) {
-    out.entries.clear();
+    items.clear();
     return nullptr;
   }
   std::size_t n = 0;
   while (p != body_end) {
-    const std::size_t len = *p++;
-    // The name and the type letter after it.
-    if (static_cast<std::size_t>(body_end - p) < len + 1) {
-      err.code = errc::truncated;
-      p = nullptr;
-      break;
-    }
-    if (n == out.entries.size()) out.entries.emplace_back();
-    field_entry& e = out.entries[n];
-    detail::assign_chars(e.name, {reinterpret_cast<const char*>(p), len});
-    p += len;
-    const char letter = static_cast<char>(*p++);
-    p = get_value(p, body_end, letter, e.value, depth, err);
+    if (n == items.size()) items.emplace_back();
+    p = get_one(p, body_end, items[n]);
     if (p == nullptr) break;
     ++n;
   }
-  out.entries.resize(n);
+  items.resize(n);
   return p;
+}
+
+const std::uint8_t* get_table(const std::uint8_t* p, const std::uint8_t* end, field_table& out,
+                              int depth, decode_error& err) {
+  return get_sequence(
+      p, end, out.entries, depth, err,
+      [depth, &err](const std::uint8_t* q, const std::uint8_t* body_end,
+                    field_entry& e) -> const std::uint8_t* {
+        const std::size_t len = *q++;
+        // The name and the type letter after it.
+        if (static_cast<std::size_t>(body_end - q) < len + 1) {
+          err.code = errc::truncated;
+          return nullptr;
+        }
+        detail::assign_chars(e.name, {reinterpret_cast<const char*>(q), len});
+        q += len;
+        const char letter = static_cast<char>(*q++);
+        return get_value(q, body_end, letter, e.value, depth, err);
+      });
 }
 
 const std::uint8_t* get_array(const std::uint8_t* p, const std::uint8_t* end, field_array& out,
                               int depth, decode_error& err) {
-  const std::uint8_t* body_end = nullptr;
-  p = enter(p, end, depth, body_end, err);
-  if (p == nullptr) {
-    out.items.clear();
-    return nullptr;
-  }
-  std::size_t n = 0;
-  while (p != body_end) {
-    const char letter = static_cast<char>(*p++);
-    if (n == out.items.size()) out.items.emplace_back();
-    p = get_value(p, body_end, letter, out.items[n], depth, err);
-    if (p == nullptr) break;
-    ++n;
-  }
-  out.items.resize(n);
-  return p;
+  return get_sequence(p, end, out.items, depth, err,
+                      [depth, &err](const std::uint8_t* q, const std::uint8_t* body_end,
+                                    field_value& v) -> const std::uint8_t* {
+                        const char letter = static_cast<char>(*q++);
+                        return get_value(q, body_end, letter, v, depth, err);
+                      });
 }
 
 // Runs get (get_table or get_array) on what r has left and moves r past what
