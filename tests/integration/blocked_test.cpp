@@ -42,7 +42,21 @@ TEST_CASE("blocked: a memory alarm blocks publishing until it clears") {
         auto r = test::rabbitmqctl("set_vm_memory_high_watermark 0.00001");
         REQUIRE(r.status == 0);
         // RabbitMQ blocks a connection when it next publishes after the
-        // alarm, and tells it so with connection.blocked.
+        // alarm, and tells it so with connection.blocked. The alarm reaches
+        // each connection's process in its own time, and a publish that gets
+        // there first goes through unblocked (a loaded machine saw this), so
+        // wait until both are "blocking": their next publish blocks them.
+        for (const auto until = std::chrono::steady_clock::now() + 10s;;) {
+          const std::string table = test::list_connections("state");
+          const bool both =
+              test::connection_row(table, impatient_opts.connection_name).find("block") !=
+                  std::string::npos &&
+              test::connection_row(table, patient_opts.connection_name).find("block") !=
+                  std::string::npos;
+          if (both) break;
+          REQUIRE(std::chrono::steady_clock::now() < until);
+          co_await test::sleep_for(50ms);
+        }
         co_await ich.publish("", q.queue, "triggers the block");
         co_await pch.publish("", q.queue, "triggers the block too");
         auto blocked = co_await with_timeout(impatient.next_notice(), 10s);
