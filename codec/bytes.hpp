@@ -285,8 +285,12 @@ class reader {
   [[gnu::always_inline]] std::string_view longstr() noexcept { return chars(u32()); }
   // The same, copied into `out` reusing its storage (empty on failure): what
   // a decoder filling the same struct again and again wants.
-  [[gnu::always_inline]] void shortstr_into(std::string& out) { detail::assign_chars(out, shortstr()); }
-  [[gnu::always_inline]] void longstr_into(std::string& out) { detail::assign_chars(out, longstr()); }
+  [[gnu::always_inline]] void shortstr_into(std::string& out) {
+    detail::assign_chars(out, shortstr());
+  }
+  [[gnu::always_inline]] void longstr_into(std::string& out) {
+    detail::assign_chars(out, longstr());
+  }
 
  private:
   [[gnu::always_inline]] bool need(std::size_t n) noexcept {

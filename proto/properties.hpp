@@ -49,7 +49,14 @@ struct basic_properties {
 
   std::uint16_t flags() const noexcept {
     return static_cast<std::uint16_t>(
-        (((content_type ? content_type_flag : 0) | ((content_encoding ? content_encoding_flag : 0) | (headers ? headers_flag : 0))) | (((delivery_mode ? delivery_mode_flag : 0) | (priority ? priority_flag : 0)) | ((correlation_id ? correlation_id_flag : 0) | (reply_to ? reply_to_flag : 0)))) | (((expiration ? expiration_flag : 0) | ((message_id ? message_id_flag : 0) | (timestamp ? timestamp_flag : 0))) | (((type ? type_flag : 0) | (user_id ? user_id_flag : 0)) | ((app_id ? app_id_flag : 0) | (cluster_id ? cluster_id_flag : 0)))));
+        ((((content_type ? content_type_flag : 0) |
+           ((content_encoding ? content_encoding_flag : 0) | (headers ? headers_flag : 0))) |
+          (((delivery_mode ? delivery_mode_flag : 0) | (priority ? priority_flag : 0)) |
+           ((correlation_id ? correlation_id_flag : 0) | (reply_to ? reply_to_flag : 0)))) |
+         (((expiration ? expiration_flag : 0) |
+           ((message_id ? message_id_flag : 0) | (timestamp ? timestamp_flag : 0))) |
+          (((type ? type_flag : 0) | (user_id ? user_id_flag : 0)) |
+           ((app_id ? app_id_flag : 0) | (cluster_id ? cluster_id_flag : 0))))));
   }
 
   // The flag word and the present values.

@@ -536,14 +536,20 @@ struct basic_properties {
     for i, (f, name) in enumerate(zip(props, names)):
         out.append("  static constexpr std::uint16_t %s_flag = 0x%04X;\n" % (name, 1 << (15 - i)))
     # One expression, split in halves so that the ORs need not run one after
-    # the other.
-    def or_tree(terms):
+    # the other; a half that does not fit its line breaks after its "|".
+    def or_tree(terms, col, width=100):
         if len(terms) == 1:
             return terms[0]
         half = len(terms) // 2
-        return "(%s | %s)" % (or_tree(terms[:half]), or_tree(terms[half:]))
-    out.append("\n  std::uint16_t flags() const noexcept {\n    return static_cast<std::uint16_t>(\n        %s);\n  }\n"
-               % or_tree(["(%s ? %s_flag : 0)" % (name, name) for name in names])[1:-1])
+        left, right = terms[:half], terms[half:]
+        flat = "(%s | %s)" % (or_tree(left, col + 1, 10**6), or_tree(right, col + 1, 10**6))
+        if col + len(flat) <= width:
+            return flat
+        return "(%s |\n%s%s)" % (or_tree(left, col + 1), " " * (col + 1),
+                                  or_tree(right, col + 1))
+    tree = or_tree(["(%s ? %s_flag : 0)" % (name, name) for name in names], 8)
+    out.append("\n  std::uint16_t flags() const noexcept {\n"
+               "    return static_cast<std::uint16_t>(\n        %s);\n  }\n" % tree)
 
     enc_val = {
         "octet": "w.u8(*%s);",
