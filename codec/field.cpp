@@ -101,7 +101,10 @@ std::size_t table_body_size(const field_table& t, size_check& c) noexcept;
     case index_of<field_array>(): return 4 + array_body_size(held<field_array>(v), c);
     case index_of<field_table>(): return 4 + table_body_size(held<field_table>(v), c);
   }
-  return 0;  // valueless_by_exception: never encoded, as encode would have thrown first
+  // valueless_by_exception, which only a copy assignment that ran out of
+  // memory can leave (every other assignment here builds the new value
+  // first): no body, and type_letter() has no letter for it.
+  return 0;
 }
 
 std::size_t table_body_size(const field_table& t, size_check& c) noexcept {
