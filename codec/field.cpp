@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <type_traits>
+#include <variant>
 
 namespace warren {
 
@@ -66,6 +67,7 @@ const T& held(const field_value& v) noexcept {
 struct size_check {
   bool name_too_long = false;   // a table entry name over 255 bytes
   bool value_too_large = false;  // a longstr, table or array over 2^32 - 1 bytes
+  bool valueless = false;        // a value an exception left without one
 };
 
 std::size_t array_body_size(const field_array& a, size_check& c) noexcept;
@@ -101,9 +103,9 @@ std::size_t table_body_size(const field_table& t, size_check& c) noexcept;
     case index_of<field_array>(): return 4 + array_body_size(held<field_array>(v), c);
     case index_of<field_table>(): return 4 + table_body_size(held<field_table>(v), c);
   }
-  // valueless_by_exception, which only a copy assignment that ran out of
-  // memory can leave (every other assignment here builds the new value
-  // first): no body, and type_letter() has no letter for it.
+  // valueless_by_exception (an emplace whose construction threw): room()
+  // throws before anything is written, as std::visit would.
+  c.valueless = true;
   return 0;
 }
 
@@ -203,8 +205,11 @@ std::uint8_t* put_array(std::uint8_t* p, const field_array& a) noexcept {
   return p;
 }
 
-// Makes room for `size` bytes in w, or fails w with what the check found.
+// Makes room for `size` bytes in w, or fails w with what the check found
+// (throws std::bad_variant_access for a valueless value, which has no type
+// letter to write).
 std::uint8_t* room(writer& w, std::size_t size, const size_check& c) {
+  if (c.valueless) throw std::bad_variant_access();
   if (c.name_too_long) {
     w.fail(errc::string_too_long);
     return nullptr;

@@ -3,7 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include "alloc_probe.hpp"
 #include "test_bytes.hpp"
@@ -409,4 +412,28 @@ TEST_CASE("set replaces, add appends, find looks up by name") {
   CHECK(t.size() == 3);
   CHECK(std::get<int>(*t.find("a")) == 3);  // the first one wins
   CHECK(t.find("missing") == nullptr);
+}
+
+namespace {
+// Converts to a table's entries by throwing: emplacing a field_table from it
+// throws after the variant gave up its old value, leaving it valueless.
+struct throws_on_conversion {
+  operator std::vector<field_entry>() const { throw std::runtime_error("no entries"); }
+};
+}  // namespace
+
+TEST_CASE("a value left valueless by an exception throws on encode and writes nothing") {
+  field_value broken("before");
+  CHECK_THROWS(broken.variant().emplace<field_table>(throws_on_conversion{}));
+  REQUIRE(broken.valueless_by_exception());
+  field_table t;
+  t.add("ok", std::int32_t{1}).add("broken", broken);
+  field_array a;
+  a.items.push_back(broken);
+  byte_buffer out;
+  writer w(out);
+  CHECK_THROWS_AS(encode_table(w, t), std::bad_variant_access);
+  CHECK_THROWS_AS(encode_array(w, a), std::bad_variant_access);
+  CHECK_THROWS_AS(encode_value(w, broken), std::bad_variant_access);
+  CHECK(out.size() == 0);
 }
