@@ -54,6 +54,11 @@ std::error_code encode_publish_general(byte_buffer& out, const publish_frame_arg
                                                              std::size_t method_payload,
                                                              std::uint64_t body_size) {
   const std::uint16_t ch = args.channel;
+  // Read once, before the stores: a byte stored may alias args' members.
+  const std::string_view exchange = args.exchange;
+  const std::string_view key = args.routing_key;
+  const std::uint8_t bits =
+      static_cast<std::uint8_t>((args.mandatory ? 1 : 0) | (args.immediate ? 2 : 0));
   p[0] = static_cast<std::uint8_t>(frame_type::method);
   store16(p + 1, ch);
   store32(p + 3, static_cast<std::uint32_t>(method_payload));
@@ -61,13 +66,13 @@ std::error_code encode_publish_general(byte_buffer& out, const publish_frame_arg
   store32(p, publish_method_key);
   store16(p + 4, 0);
   p += 6;
-  *p++ = static_cast<std::uint8_t>(args.exchange.size());
-  copy_short(p, args.exchange.data(), args.exchange.size());
-  p += args.exchange.size();
-  *p++ = static_cast<std::uint8_t>(args.routing_key.size());
-  copy_short(p, args.routing_key.data(), args.routing_key.size());
-  p += args.routing_key.size();
-  *p++ = static_cast<std::uint8_t>((args.mandatory ? 1 : 0) | (args.immediate ? 2 : 0));
+  *p++ = static_cast<std::uint8_t>(exchange.size());
+  copy_short(p, exchange.data(), exchange.size());
+  p += exchange.size();
+  *p++ = static_cast<std::uint8_t>(key.size());
+  copy_short(p, key.data(), key.size());
+  p += key.size();
+  *p++ = bits;
   *p++ = frame_end_octet;
 
   p[0] = static_cast<std::uint8_t>(frame_type::header);

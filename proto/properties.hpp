@@ -83,24 +83,28 @@ struct basic_properties {
   // one past the last byte written, in one pass with no capacity checks. Gives
   // up with nullptr, having written part of it, on what only encode() can
   // write or report: a table property (headers) or an over-long string.
-  std::uint8_t* encode_flat(std::uint8_t* p) const noexcept {
+  [[gnu::always_inline]] std::uint8_t* encode_flat(std::uint8_t* p) const noexcept {
     if (headers) return nullptr;
     std::uint8_t* const flag_word = p;
     std::uint16_t f = 0;
     p += 2;
     if (content_type) {
       f |= content_type_flag;
-      if (content_type->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(content_type->size());
-      detail::copy_bytes(p, content_type->data(), content_type->size());
-      p += content_type->size();
+      const std::size_t n = content_type->size();
+      const char* const d = content_type->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (content_encoding) {
       f |= content_encoding_flag;
-      if (content_encoding->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(content_encoding->size());
-      detail::copy_bytes(p, content_encoding->data(), content_encoding->size());
-      p += content_encoding->size();
+      const std::size_t n = content_encoding->size();
+      const char* const d = content_encoding->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (delivery_mode) {
       f |= delivery_mode_flag;
@@ -112,31 +116,39 @@ struct basic_properties {
     }
     if (correlation_id) {
       f |= correlation_id_flag;
-      if (correlation_id->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(correlation_id->size());
-      detail::copy_bytes(p, correlation_id->data(), correlation_id->size());
-      p += correlation_id->size();
+      const std::size_t n = correlation_id->size();
+      const char* const d = correlation_id->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (reply_to) {
       f |= reply_to_flag;
-      if (reply_to->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(reply_to->size());
-      detail::copy_bytes(p, reply_to->data(), reply_to->size());
-      p += reply_to->size();
+      const std::size_t n = reply_to->size();
+      const char* const d = reply_to->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (expiration) {
       f |= expiration_flag;
-      if (expiration->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(expiration->size());
-      detail::copy_bytes(p, expiration->data(), expiration->size());
-      p += expiration->size();
+      const std::size_t n = expiration->size();
+      const char* const d = expiration->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (message_id) {
       f |= message_id_flag;
-      if (message_id->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(message_id->size());
-      detail::copy_bytes(p, message_id->data(), message_id->size());
-      p += message_id->size();
+      const std::size_t n = message_id->size();
+      const char* const d = message_id->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (timestamp) {
       f |= timestamp_flag;
@@ -145,31 +157,39 @@ struct basic_properties {
     }
     if (type) {
       f |= type_flag;
-      if (type->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(type->size());
-      detail::copy_bytes(p, type->data(), type->size());
-      p += type->size();
+      const std::size_t n = type->size();
+      const char* const d = type->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (user_id) {
       f |= user_id_flag;
-      if (user_id->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(user_id->size());
-      detail::copy_bytes(p, user_id->data(), user_id->size());
-      p += user_id->size();
+      const std::size_t n = user_id->size();
+      const char* const d = user_id->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (app_id) {
       f |= app_id_flag;
-      if (app_id->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(app_id->size());
-      detail::copy_bytes(p, app_id->data(), app_id->size());
-      p += app_id->size();
+      const std::size_t n = app_id->size();
+      const char* const d = app_id->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     if (cluster_id) {
       f |= cluster_id_flag;
-      if (cluster_id->size() > 255) return nullptr;
-      *p++ = static_cast<std::uint8_t>(cluster_id->size());
-      detail::copy_bytes(p, cluster_id->data(), cluster_id->size());
-      p += cluster_id->size();
+      const std::size_t n = cluster_id->size();
+      const char* const d = cluster_id->data();
+      if (n > 255) return nullptr;
+      *p++ = static_cast<std::uint8_t>(n);
+      detail::copy_bytes(p, d, n);
+      p += n;
     }
     detail::store16(flag_word, f);
     return p;

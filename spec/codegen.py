@@ -572,10 +572,14 @@ struct basic_properties {
     out.append("  }\n")
     flat_val = {
         "octet": "*p++ = *%(n)s;",
-        "shortstr": ("if (%(n)s->size() > 255) return nullptr;\n"
-                     "      *p++ = static_cast<std::uint8_t>(%(n)s->size());\n"
-                     "      detail::copy_bytes(p, %(n)s->data(), %(n)s->size());\n"
-                     "      p += %(n)s->size();"),
+        # size and data read once, before the stores (a byte stored may alias
+        # the string's members, which would otherwise be read again)
+        "shortstr": ("const std::size_t n = %(n)s->size();\n"
+                     "      const char* const d = %(n)s->data();\n"
+                     "      if (n > 255) return nullptr;\n"
+                     "      *p++ = static_cast<std::uint8_t>(n);\n"
+                     "      detail::copy_bytes(p, d, n);\n"
+                     "      p += n;"),
         "longstr": ("if (%(n)s->size() > 0xFFFFFFFFu) return nullptr;\n"
                     "      detail::store32(p, static_cast<std::uint32_t>(%(n)s->size()));\n"
                     "      detail::copy_bytes(p + 4, %(n)s->data(), %(n)s->size());\n"
@@ -589,7 +593,7 @@ struct basic_properties {
   // one past the last byte written, in one pass with no capacity checks. Gives
   // up with nullptr, having written part of it, on what only encode() can
   // write or report: a table property (%s) or an over-long string.
-  std::uint8_t* encode_flat(std::uint8_t* p) const noexcept {
+  [[gnu::always_inline]] std::uint8_t* encode_flat(std::uint8_t* p) const noexcept {
 """ % ", ".join(table_names))
     if table_names:
         out.append("    if (%s) return nullptr;\n" % " || ".join(table_names))
