@@ -19,7 +19,15 @@
 # queue, whose message count is checked afterwards (N after a publish, 0 after a
 # consume) before it is deleted.
 #
-# stdout: one line per workload, "workload warren-Ir/msg rabbitmq-c-Ir/msg ratio".
+# Two more clients give the floor under a client for the confirm workloads (they have no
+# consume mode, so their consume and publish columns read "-"): blocking-floor is
+# BUILD_DIR/bench/blaster (the handshake, then prepared publish frames written with
+# send() and acks read with recv(), one message per batch), asio-floor the same with
+# --asio (one C++20 coroutine on Asio doing async_write and async_read_some). Name them
+# in CG_CLIENTS, e.g. CG_CLIENTS="warren rabbitmq-c asio-floor blocking-floor".
+#
+# stdout: one line per workload, "workload warren-Ir/msg rabbitmq-c-Ir/msg ratio", then
+# one column per floor client named.
 # Details on stderr; callgrind files and logs stay in $CG_OUT (default: a new
 # /tmp/warren-cg.XXXXXX). Confirm workloads are timing-dependent (how many publishes
 # one basic.ack covers): their figure is the median of CG_REPEAT_CONFIRM (default 5)
@@ -28,7 +36,7 @@
 set -euo pipefail
 
 if (($# < 1)) || [[ $1 == -h || $1 == --help ]]; then
-  sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
   exit $(($# < 1 ? 2 : 0))
 fi
 build=$(realpath "$1")
@@ -88,7 +96,11 @@ measure() {
     publish | confirm-*) ;;
     *) echo "callgrind.sh: unknown workload $w" >&2; exit 2 ;;
   esac
-  if [[ $client == warren ]]; then
+  if [[ $client == *-floor ]]; then
+    [[ $w == confirm-* ]] || { result=""; return; }
+    cmd=("$blaster" --uri "$uri" --queue "$q" --size 64 --count "$n" --batch 1 --confirm "${w#confirm-}")
+    [[ $client == asio-floor ]] && cmd+=(--asio)
+  elif [[ $client == warren ]]; then
     cmd=("$perf" -h "$uri" -s 64 -u "$q" -e "" -i 100000)
     case $w in
       publish) cmd+=(-x 1 -y 0 -C "$n") ;;
@@ -123,6 +135,7 @@ per_message() {
   for ((r = 1; r <= reps; r++)); do
     tag=$w.$r
     measure "$client" "$w" "$small" "$tag"; a=$result
+    [[ -n $a ]] || { median=-; return; }
     measure "$client" "$w" "$large" "$tag"; b=$result
     figures+=("$(awk -v a="$a" -v b="$b" -v n=$((large - small)) 'BEGIN { printf "%.1f", (b - a) / n }')")
     echo "  $client $tag: Ir $a at $small, $b at $large: ${figures[-1]} Ir/msg" >&2
@@ -132,14 +145,26 @@ per_message() {
 }
 
 echo "callgrind.sh: $build, $small and $large messages, files in $out" >&2
-printf '%-14s %12s %12s %7s\n' workload warren rabbitmq-c ratio
+floors=()
+for c in "${clients[@]}"; do
+  case $c in
+    warren | rabbitmq-c) ;;
+    asio-floor | blocking-floor) floors+=("$c") ;;
+    *) echo "callgrind.sh: unknown client $c" >&2; exit 2 ;;
+  esac
+done
+printf '%-14s %12s %12s %7s' workload warren rabbitmq-c ratio
+for c in "${floors[@]}"; do printf ' %14s' "$c"; done
+printf '\n'
 for w in "${workloads[@]}"; do
-  declare -A fig=([warren]=- [rabbitmq-c]=-)
+  declare -A fig=([warren]=- [rabbitmq-c]=- [asio-floor]=- [blocking-floor]=-)
   for c in "${clients[@]}"; do
     per_message "$c" "$w"
     fig[$c]=$median
   done
   ratio=$(awk -v a="${fig[warren]}" -v b="${fig[rabbitmq-c]}" \
     'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }')
-  printf '%-14s %12s %12s %7s\n' "$w" "${fig[warren]}" "${fig[rabbitmq-c]}" "$ratio"
+  printf '%-14s %12s %12s %7s' "$w" "${fig[warren]}" "${fig[rabbitmq-c]}" "$ratio"
+  for c in "${floors[@]}"; do printf ' %14s' "${fig[$c]}"; done
+  printf '\n'
 done

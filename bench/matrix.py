@@ -150,8 +150,8 @@ def command(env, broker, size, workload, client, count):
     if client == "blaster":
         c = [env.blaster, "--uri", uri, "--queue", QUEUE, "--size", str(size), "--count",
              str(count), "--json"]
-        if workload == "confirm-1000":
-            c += ["--confirm", "1000"]
+        if workload.startswith("confirm-"):
+            c += ["--confirm", workload.split("-")[1]]
         return c
     prog = [env.rmqc] if client == "rabbitmq-c" else ["/usr/bin/python3", env.pika]
     mode = "consume" if workload == "consume" else (
@@ -170,7 +170,7 @@ def applies(broker, workload, client):
         return workload == "consume"
     if client != "blaster":
         return True
-    return workload in ("publish", "confirm-1000")
+    return workload in ("publish", "confirm-1000", "confirm-1")
 
 
 def run_one(env, broker, size, workload, client, count, rnd):
@@ -417,6 +417,10 @@ def main():
          "rabbitmq", "consume", "warren-batch", "rabbitmq-c", "cpu_us", "<=", 0.5),
         ("RabbitMQ synchronous confirms: warren rate / rabbitmq-c's",
          "rabbitmq", "confirm-1", "warren", "rabbitmq-c", "taken_rate", ">=", 1.0),
+        ("RabbitMQ synchronous confirms: warren / blaster ceiling (rate)",
+         "rabbitmq", "confirm-1", "warren", "blaster", "taken_rate", ">=", 0.95),
+        ("RabbitMQ synchronous confirms: rabbitmq-c / blaster ceiling (rate)",
+         "rabbitmq", "confirm-1", "rabbitmq-c", "blaster", "taken_rate", ">=", 0.95),
     ]
     targets = [t for t in targets if t[1] in brokers and t[2] in workloads and
                t[3] in clients and t[4] in clients]
