@@ -152,6 +152,8 @@ def command(env, broker, size, workload, client, count):
              str(count), "--json"]
         if workload.startswith("confirm-"):
             c += ["--confirm", workload.split("-")[1]]
+        if workload == "consume":
+            c += ["--consume", "--prefetch", "1000", "--multi-ack", "100"]
         return c
     prog = [env.rmqc] if client == "rabbitmq-c" else ["/usr/bin/python3", env.pika]
     mode = "consume" if workload == "consume" else (
@@ -170,7 +172,7 @@ def applies(broker, workload, client):
         return workload == "consume"
     if client != "blaster":
         return True
-    return workload in ("publish", "confirm-1000", "confirm-1")
+    return True
 
 
 def run_one(env, broker, size, workload, client, count, rnd):
@@ -411,6 +413,8 @@ def main():
          "rabbitmq", "consume", "warren", "rabbitmq-c", "taken_rate", ">=", 1.0),
         ("RabbitMQ consume: warren CPU/msg / rabbitmq-c's",
          "rabbitmq", "consume", "warren", "rabbitmq-c", "cpu_us", "<=", 0.5),
+        ("RabbitMQ consume: blaster floor CPU/msg / rabbitmq-c's",
+         "rabbitmq", "consume", "blaster", "rabbitmq-c", "cpu_us", "<=", 0.5),
         ("RabbitMQ consume, receive batching: rate / rabbitmq-c's",
          "rabbitmq", "consume", "warren-batch", "rabbitmq-c", "taken_rate", ">=", 1.0),
         ("RabbitMQ consume, receive batching: CPU/msg / rabbitmq-c's",
