@@ -38,7 +38,7 @@ struct core_config {
   std::string connection_name;
   std::uint64_t max_body_size = 512ull << 20;
   // Past this many unsent bytes publishers wait for the socket to drain.
-  std::size_t output_high_water = 4u << 20;
+  std::size_t output_high_water = 1u << 20;
   // basic.return messages kept per channel for next_return(); later ones
   // are counted (returns_dropped) and dropped, never allowed to stall reading.
   std::size_t max_returns_buffered = 1024;

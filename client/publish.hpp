@@ -157,20 +157,39 @@ class prepared_publish {
   // several frames), modulo 2^64 so that -1 is a wrap. The common case costs
   // no counting at all.
   void encode(byte_buffer& out, bytes_view body, std::uint64_t& other_than_three) const {
-    const std::size_t head = prefix_.size();
-    std::size_t body_frames = 1;
-    if (body.size() - 1 >= max_payload_) [[unlikely]] {
-      body_frames = detail::body_frame_count(body.size(), max_payload_);
-      other_than_three += body_frames - 1;
+    const std::size_t n = body.size();
+    if (n - 1 >= max_payload_) [[unlikely]] {  // empty, or more than one body frame
+      encode_other(out, body, other_than_three);
+      return;
     }
+    const std::size_t head = prefix_.size();
+    std::uint8_t* p = out.extend(head + frame_overhead + n);
+    std::memcpy(p, prefix_.data(), head);
+    detail::store64(p + body_size_at_, n);
+    // The header's frame end again, then the body frame's type, channel and
+    // size: one store. n <= max_payload_ < 2^32.
+    detail::store64(p + head - 1, body_frame_word_ | n);
+    detail::copy_short(p + head + 7, body.data(), n);
+    p[head + 7 + n] = frame_end_octet;
+  }
+
+ private:
+  // encode() for an empty body or one that takes several body frames.
+  [[gnu::noinline]] void encode_other(byte_buffer& out, bytes_view body,
+                                      std::uint64_t& other_than_three) const {
+    const std::size_t head = prefix_.size();
+    const std::size_t body_frames = detail::body_frame_count(body.size(), max_payload_);
+    other_than_three += body_frames - 1;
     std::uint8_t* p = out.extend(head + body_frames * frame_overhead + body.size());
     std::memcpy(p, prefix_.data(), head);
     detail::store64(p + body_size_at_, body.size());
     detail::put_publish_tail(p + head - 1, channel_, body, max_payload_);
   }
 
- private:
   byte_buffer prefix_;  // method frame and content header frame, frame-end included
+  // A frame end, then a body frame's type and channel, as a big-endian word
+  // whose low 32 bits take the body frame's size.
+  std::uint64_t body_frame_word_ = 0;
   std::size_t body_size_at_ = 0;
   std::size_t max_payload_ = 0;
   std::uint32_t frame_max_ = 0;

@@ -204,6 +204,9 @@ std::error_code prepared_publish::prepare(const publish_frame_args& args,
   body_size_at_ = frame_overhead + 4 + 2 + 1 + args.exchange.size() + 1 + args.routing_key.size() +
                   1 + frame_header_size + 4;
   max_payload_ = std::max(frame_max, frame_min_size) - frame_overhead;
+  body_frame_word_ = (std::uint64_t{frame_end_octet} << 56) |
+                     (std::uint64_t{static_cast<std::uint8_t>(frame_type::body)} << 48) |
+                     (std::uint64_t{args.channel} << 32);
   frame_max_ = frame_max;
   channel_ = args.channel;
   mandatory_ = args.mandatory;

@@ -593,6 +593,8 @@ struct basic_properties {
   // one past the last byte written, in one pass with no capacity checks. Gives
   // up with nullptr, having written part of it, on what only encode() can
   // write or report: a table property (%s) or an over-long string.
+  // Always inline: it is the middle of encode_publish, where a call, with the
+  // registers it saves and restores, cost a tenth of the encode.
   [[gnu::always_inline]] std::uint8_t* encode_flat(std::uint8_t* p) const noexcept {
 """ % ", ".join(table_names))
     if table_names:

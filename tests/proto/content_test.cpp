@@ -351,6 +351,36 @@ TEST_CASE("encode_publish: body frame count at the boundaries") {
   }
 }
 
+TEST_CASE("prepared_publish writes encode_publish's bytes for every body size and counts frames") {
+  publish_frame_args args;
+  args.channel = 7;
+  args.exchange = "ex";
+  args.routing_key = "rk.1";
+  args.mandatory = true;
+  basic_properties props;
+  props.content_type = "text/plain";
+  props.priority = 3;
+  prepared_publish prepared;
+  REQUIRE_FALSE(prepared.prepare(args, props, 4096));
+  std::uint64_t other = 0;
+  std::uint64_t expected_other = 0;
+  byte_buffer a, b;
+  // appended after what is there, like the connection's output
+  a.append(reinterpret_cast<const std::uint8_t*>("xyz"), 3);
+  b.append(reinterpret_cast<const std::uint8_t*>("xyz"), 3);
+  for (std::size_t n : {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{64},
+                        std::size_t{65}, std::size_t{4087}, std::size_t{4088}, std::size_t{4089},
+                        std::size_t{8177}, std::size_t{12265}}) {
+    CAPTURE(n);
+    const std::string body = body_of(n);
+    prepared.encode(a, as_bytes(body), other);
+    REQUIRE_FALSE(encode_publish(b, args, props, as_bytes(body), 4096));
+    CHECK(hex(a) == hex(b));
+    expected_other += (n + 4087) / 4088 - 1;  // modulo 2^64: an empty body is -1
+    CHECK(other == expected_other);
+  }
+}
+
 TEST_CASE("encode_publish: frame_max below 4096 means 4096") {
   byte_buffer a, b;
   const std::string body = body_of(5000);
