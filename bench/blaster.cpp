@@ -31,6 +31,7 @@
 // (default 100; 1 acks each), until --count messages have arrived whole. No
 // client that reads what arrives as it arrives spends less per message.
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,12 +45,10 @@
 #include <thread>
 
 #include <asio/co_spawn.hpp>
-#include <asio/detached.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/use_awaitable.hpp>
 #include <asio/write.hpp>
-#include <fcntl.h>
 
 #include "raw_amqp.hpp"
 #include "warren/client/handshake.hpp"
@@ -377,8 +376,11 @@ int main(int argc, char** argv) {
       o.asio = true;
     else if (a == "--consume")
       o.consume = true;
-    else if (a == "--prefetch")
-      o.prefetch = static_cast<std::uint16_t>(std::stoul(value()));
+    else if (a == "--prefetch") {
+      const unsigned long n = std::stoul(value());
+      if (n > 65535) die("--prefetch takes 0 to 65535");
+      o.prefetch = static_cast<std::uint16_t>(n);
+    }
     else if (a == "--multi-ack")
       o.multi_ack = std::max<std::uint64_t>(1, std::stoull(value()));
     else if (a == "-h" || a == "--help")

@@ -2,7 +2,8 @@
 // same run so the ratios printed at the end compare like with like.
 //
 //   publish_encode  basic.publish + content header + 64-byte body, three frames
-//                   (generic encoder, and the prepared one: prefix encoded once)
+//                   (generic encoder, and the prepared one: prefix encoded once;
+//                   and a floor, the same bytes from code that knows the shape)
 //   deliver_decode  basic.deliver + content header + body, as a consumer sees it
 //   table_encode    a 10-entry field table holding a nested table and an array
 //   table_decode    the same table back from its bytes
