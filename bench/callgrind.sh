@@ -19,24 +19,25 @@
 # queue, whose message count is checked afterwards (N after a publish, 0 after a
 # consume) before it is deleted.
 #
-# Two more clients give the floor under a client for the confirm workloads (they have no
-# consume mode, so their consume and publish columns read "-"): blocking-floor is
+# Two more clients give the floor under a client for the confirm workloads (they run in
+# those only; their publish and consume columns read "-"): blocking-floor is
 # BUILD_DIR/bench/blaster (the handshake, then prepared publish frames written with
 # send() and acks read with recv(), one message per batch), asio-floor the same with
-# --asio (one C++20 coroutine on Asio doing async_write and async_read_some). Name them
-# in CG_CLIENTS, e.g. CG_CLIENTS="warren rabbitmq-c asio-floor blocking-floor".
+# --asio (one C++20 coroutine on Asio: write_some on the non-blocking socket, as warren
+# does, and async_read_some). Name them in CG_CLIENTS, e.g.
+# CG_CLIENTS="warren rabbitmq-c asio-floor blocking-floor".
 #
 # stdout: one line per workload, "workload warren-Ir/msg rabbitmq-c-Ir/msg ratio", then
 # one column per floor client named.
 # Details on stderr; callgrind files and logs stay in $CG_OUT (default: a new
 # /tmp/warren-cg.XXXXXX). Confirm workloads are timing-dependent (how many publishes
 # one basic.ack covers): their figure is the median of CG_REPEAT_CONFIRM (default 5)
-# measurements; the others repeat to within about 0.3% and run once (CG_REPEAT).
+# measurements; the others repeat to within a few percent and run once (CG_REPEAT).
 # Env: AMQP_URL, CG_CLIENTS (default "warren rabbitmq-c"), CG_SMALL, CG_LARGE.
 set -euo pipefail
 
 if (($# < 1)) || [[ $1 == -h || $1 == --help ]]; then
-  sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
   exit $(($# < 1 ? 2 : 0))
 fi
 build=$(realpath "$1")

@@ -170,8 +170,6 @@ def applies(broker, workload, client):
         return False
     if client == "warren-batch":
         return workload == "consume"
-    if client != "blaster":
-        return True
     return True
 
 
