@@ -39,8 +39,15 @@ std::error_code encode_publish_general(byte_buffer& out, const publish_frame_arg
                                        const basic_properties& props, bytes_view body,
                                        std::uint32_t frame_max);
 
-// copy_bytes, forced inline: in a function this size the compiler would
-// otherwise call it out of line for every short string.
+// encode_publish for what its inline path leaves out: a body that is empty or
+// takes more than one body frame, and an exchange or routing key too long for
+// a shortstr. Same contract.
+std::error_code encode_publish_frames(byte_buffer& out, const publish_frame_args& args,
+                                      const basic_properties& props, bytes_view body,
+                                      std::uint32_t frame_max);
+
+// copy_bytes, forced inline, for bodies: in a function this size the compiler
+// would otherwise call it out of line. Names go through copy_short_first.
 [[gnu::always_inline]] inline void copy_short(std::uint8_t* d, const void* s,
                                               std::size_t n) noexcept {
   copy_bytes(d, s, n);
@@ -67,10 +74,10 @@ std::error_code encode_publish_general(byte_buffer& out, const publish_frame_arg
   store16(p + 4, 0);
   p += 6;
   *p++ = static_cast<std::uint8_t>(exchange.size());
-  copy_short(p, exchange.data(), exchange.size());
+  copy_short_first(p, exchange.data(), exchange.size());
   p += exchange.size();
   *p++ = static_cast<std::uint8_t>(key.size());
-  copy_short(p, key.data(), key.size());
+  copy_short_first(p, key.data(), key.size());
   p += key.size();
   *p++ = bits;
   *p++ = frame_end_octet;
@@ -121,9 +128,45 @@ inline std::size_t body_frame_count(std::size_t body, std::size_t max_payload) n
 // Properties without a headers table, the common case, are written in one
 // pass straight into room reserved for the largest they could be, and
 // measured after; a table goes through the generic writer.
-std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
-                               const basic_properties& props, bytes_view body,
-                               std::uint32_t frame_max);
+//
+// Inline, and forced so: the common message (names that fit, a body in one
+// frame) is encoded where it is published, without a call and the register
+// saves that come with one. Every other case takes one out-of-line call.
+[[gnu::always_inline]] inline std::error_code encode_publish(byte_buffer& out,
+                                                             const publish_frame_args& args,
+                                                             const basic_properties& props,
+                                                             bytes_view body,
+                                                             std::uint32_t frame_max) {
+  const std::size_t exchange_size = args.exchange.size();
+  const std::size_t key_size = args.routing_key.size();
+  const std::uint16_t ch = args.channel;
+  const std::size_t n = body.size();
+  const std::size_t max_payload =
+      (frame_max > frame_min_size ? frame_max : frame_min_size) - frame_overhead;
+  // One test for all that is unusual: a name too long, a body that is empty
+  // (n - 1 wraps) or needs more than one frame.
+  if (((exchange_size | key_size) > 255) | (n - 1 >= max_payload)) [[unlikely]]
+    return detail::encode_publish_frames(out, args, props, body, frame_max);
+  const std::size_t method_payload = 4 + 2 + 1 + exchange_size + 1 + key_size + 1;
+  const std::size_t start = out.size();
+  out.reserve(start + 3 * frame_overhead + method_payload + 12 + n +
+              basic_properties::max_flat_size);
+  std::uint8_t* const base = out.data() + start;
+  std::uint8_t* const props_at = detail::put_publish_head(base, args, method_payload, n);
+  std::uint8_t* const p = props.encode_flat(props_at);
+  if (p == nullptr) [[unlikely]]
+    return detail::encode_publish_general(out, args, props, body, frame_max);
+  detail::store32(props_at - 12 - 4, static_cast<std::uint32_t>(12 + (p - props_at)));
+  // The header's frame end, then the body frame's type, channel and size, in
+  // one store. n <= max_payload < 2^32.
+  detail::store64(p, (std::uint64_t{frame_end_octet} << 56) |
+                         (std::uint64_t{static_cast<std::uint8_t>(frame_type::body)} << 48) |
+                         (std::uint64_t{ch} << 32) | n);
+  detail::copy_short(p + 8, body.data(), n);
+  p[8 + n] = frame_end_octet;
+  out.resize(start + static_cast<std::size_t>(p + 9 + n - base));
+  return detail::no_error;
+}
 
 // A publish whose method frame and content header are encoded once, for a
 // publisher that sends many messages with the same channel, exchange, routing

@@ -165,11 +165,9 @@ std::error_code encode_publish_general(byte_buffer& out, const publish_frame_arg
   return {};
 }
 
-}  // namespace detail
-
-std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
-                               const basic_properties& props, bytes_view body,
-                               std::uint32_t frame_max) {
+std::error_code encode_publish_frames(byte_buffer& out, const publish_frame_args& args,
+                                      const basic_properties& props, bytes_view body,
+                                      std::uint32_t frame_max) {
   if (args.exchange.size() > 255 || args.routing_key.size() > 255) [[unlikely]]
     return detail::encode_publish_general(out, args, props, body, frame_max);
   const std::size_t max_payload =
@@ -191,6 +189,8 @@ std::error_code encode_publish(byte_buffer& out, const publish_frame_args& args,
   out.resize(start + static_cast<std::size_t>(end - base));
   return detail::no_error;
 }
+
+}  // namespace detail
 
 std::error_code prepared_publish::prepare(const publish_frame_args& args,
                                           const basic_properties& props, std::uint32_t frame_max) {

@@ -67,6 +67,43 @@ namespace detail {
   }
 }
 
+// copy_bytes ordered for short strings (names and property values), which
+// are mostly 16 bytes or fewer: the small sizes are tested first.
+[[gnu::always_inline]] inline void copy_short_first(void* dst, const void* src,
+                                                    std::size_t n) noexcept {
+  auto* d = static_cast<unsigned char*>(dst);
+  const auto* s = static_cast<const unsigned char*>(src);
+  if (n <= 16) {
+    if (n >= 8) {
+      std::uint64_t a, b;
+      std::memcpy(&a, s, 8);
+      std::memcpy(&b, s + n - 8, 8);
+      std::memcpy(d, &a, 8);
+      std::memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+      std::uint32_t a, b;
+      std::memcpy(&a, s, 4);
+      std::memcpy(&b, s + n - 4, 4);
+      std::memcpy(d, &a, 4);
+      std::memcpy(d + n - 4, &b, 4);
+    } else if (n != 0) {
+      const unsigned char a = s[0], b = s[n / 2], c = s[n - 1];
+      d[0] = a;
+      d[n / 2] = b;
+      d[n - 1] = c;
+    }
+  } else if (n <= 32) {
+    unsigned char a[16], b[16];
+    std::memcpy(a, s, 16);
+    std::memcpy(b, s + n - 16, 16);
+    std::memcpy(d, a, 16);
+    std::memcpy(d + n - 16, b, 16);
+  } else {
+    copy_bytes(d, s, n);
+  }
+}
+
+
 // assign_chars() when the length changes.
 [[gnu::noinline]] inline void assign_chars_resized(std::string& s, std::string_view v) {
   if (v.size() <= 64 && v.size() <= s.capacity()) {

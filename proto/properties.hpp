@@ -96,7 +96,7 @@ struct basic_properties {
       const char* const d = content_type->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (content_encoding) {
@@ -105,7 +105,7 @@ struct basic_properties {
       const char* const d = content_encoding->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (delivery_mode) {
@@ -122,7 +122,7 @@ struct basic_properties {
       const char* const d = correlation_id->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (reply_to) {
@@ -131,7 +131,7 @@ struct basic_properties {
       const char* const d = reply_to->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (expiration) {
@@ -140,7 +140,7 @@ struct basic_properties {
       const char* const d = expiration->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (message_id) {
@@ -149,7 +149,7 @@ struct basic_properties {
       const char* const d = message_id->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (timestamp) {
@@ -163,7 +163,7 @@ struct basic_properties {
       const char* const d = type->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (user_id) {
@@ -172,7 +172,7 @@ struct basic_properties {
       const char* const d = user_id->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (app_id) {
@@ -181,7 +181,7 @@ struct basic_properties {
       const char* const d = app_id->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     if (cluster_id) {
@@ -190,7 +190,7 @@ struct basic_properties {
       const char* const d = cluster_id->data();
       if (n > 255) return nullptr;
       *p++ = static_cast<std::uint8_t>(n);
-      detail::copy_bytes(p, d, n);
+      detail::copy_short_first(p, d, n);
       p += n;
     }
     detail::store16(flag_word, f);

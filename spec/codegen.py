@@ -578,7 +578,7 @@ struct basic_properties {
                      "      const char* const d = %(n)s->data();\n"
                      "      if (n > 255) return nullptr;\n"
                      "      *p++ = static_cast<std::uint8_t>(n);\n"
-                     "      detail::copy_bytes(p, d, n);\n"
+                     "      detail::copy_short_first(p, d, n);\n"
                      "      p += n;"),
         "longstr": ("if (%(n)s->size() > 0xFFFFFFFFu) return nullptr;\n"
                     "      detail::store32(p, static_cast<std::uint32_t>(%(n)s->size()));\n"

@@ -137,6 +137,27 @@ TEST_CASE("byte_buffer keeps its capacity across clear and consume") {
   CHECK(copy.size() == 0);
 }
 
+TEST_CASE("copy_bytes and copy_short_first copy exactly n bytes at every size class") {
+  // Every size up to past the largest class, at unaligned offsets: the bytes
+  // copied match, and nothing before or after them is touched.
+  std::string src(300, '\0');
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<char>('!' + i % 90);
+  for (std::size_t n = 0; n <= 260; ++n) {
+    CAPTURE(n);
+    for (int which = 0; which < 2; ++which) {
+      CAPTURE(which);
+      std::string dst(n + 34, '~');
+      if (which == 0)
+        detail::copy_bytes(dst.data() + 17, src.data() + 3, n);
+      else
+        detail::copy_short_first(dst.data() + 17, src.data() + 3, n);
+      CHECK(dst.substr(17, n) == src.substr(3, n));
+      CHECK(dst.substr(0, 17) == std::string(17, '~'));
+      CHECK(dst.substr(17 + n) == std::string(17, '~'));
+    }
+  }
+}
+
 TEST_CASE("error codes have a category and a message") {
   std::error_code ec = errc::frame_too_large;
   CHECK(std::string(ec.category().name()) == "warren");
