@@ -22,6 +22,35 @@ namespace warren {
 using bytes_view = std::span<const std::uint8_t>;
 
 namespace detail {
+// Size classes of the inline copies below: n in [17, 32] with two
+// overlapping 16-byte moves, [8, 16] and [4, 7] with two overlapping words,
+// [1, 3] with three single bytes.
+[[gnu::always_inline]] inline void copy_17_32(unsigned char* d, const unsigned char* s,
+                                              std::size_t n) noexcept {
+  unsigned char a[16], b[16];
+  std::memcpy(a, s, 16);
+  std::memcpy(b, s + n - 16, 16);
+  std::memcpy(d, a, 16);
+  std::memcpy(d + n - 16, b, 16);
+}
+// Two overlapping moves of a word W: n in [sizeof(W), 2 * sizeof(W)].
+template <class W>
+[[gnu::always_inline]] inline void copy_two_words(unsigned char* d, const unsigned char* s,
+                                                  std::size_t n) noexcept {
+  W a, b;
+  std::memcpy(&a, s, sizeof(W));
+  std::memcpy(&b, s + n - sizeof(W), sizeof(W));
+  std::memcpy(d, &a, sizeof(W));
+  std::memcpy(d + n - sizeof(W), &b, sizeof(W));
+}
+[[gnu::always_inline]] inline void copy_1_3(unsigned char* d, const unsigned char* s,
+                                            std::size_t n) noexcept {
+  const unsigned char a = s[0], b = s[n / 2], c = s[n - 1];
+  d[0] = a;
+  d[n / 2] = b;
+  d[n - 1] = c;
+}
+
 // memcpy for the short runs AMQP is full of (names, keys, tags, small bodies).
 // A call into the C library's memcpy costs a few nanoseconds however short the
 // copy; up to 64 bytes this copies inline with at most four overlapping 16-byte
@@ -42,28 +71,13 @@ namespace detail {
     std::memcpy(d + n - 32, c, 16);
     std::memcpy(d + n - 16, e, 16);
   } else if (n > 16) {
-    unsigned char a[16], b[16];
-    std::memcpy(a, s, 16);
-    std::memcpy(b, s + n - 16, 16);
-    std::memcpy(d, a, 16);
-    std::memcpy(d + n - 16, b, 16);
+    copy_17_32(d, s, n);
   } else if (n >= 8) {
-    std::uint64_t a, b;
-    std::memcpy(&a, s, 8);
-    std::memcpy(&b, s + n - 8, 8);
-    std::memcpy(d, &a, 8);
-    std::memcpy(d + n - 8, &b, 8);
+    copy_two_words<std::uint64_t>(d, s, n);
   } else if (n >= 4) {
-    std::uint32_t a, b;
-    std::memcpy(&a, s, 4);
-    std::memcpy(&b, s + n - 4, 4);
-    std::memcpy(d, &a, 4);
-    std::memcpy(d + n - 4, &b, 4);
+    copy_two_words<std::uint32_t>(d, s, n);
   } else if (n != 0) {
-    const unsigned char a = s[0], b = s[n / 2], c = s[n - 1];
-    d[0] = a;
-    d[n / 2] = b;
-    d[n - 1] = c;
+    copy_1_3(d, s, n);
   }
 }
 
@@ -74,35 +88,18 @@ namespace detail {
   auto* d = static_cast<unsigned char*>(dst);
   const auto* s = static_cast<const unsigned char*>(src);
   if (n <= 16) {
-    if (n >= 8) {
-      std::uint64_t a, b;
-      std::memcpy(&a, s, 8);
-      std::memcpy(&b, s + n - 8, 8);
-      std::memcpy(d, &a, 8);
-      std::memcpy(d + n - 8, &b, 8);
-    } else if (n >= 4) {
-      std::uint32_t a, b;
-      std::memcpy(&a, s, 4);
-      std::memcpy(&b, s + n - 4, 4);
-      std::memcpy(d, &a, 4);
-      std::memcpy(d + n - 4, &b, 4);
-    } else if (n != 0) {
-      const unsigned char a = s[0], b = s[n / 2], c = s[n - 1];
-      d[0] = a;
-      d[n / 2] = b;
-      d[n - 1] = c;
-    }
+    if (n >= 8)
+      copy_two_words<std::uint64_t>(d, s, n);
+    else if (n >= 4)
+      copy_two_words<std::uint32_t>(d, s, n);
+    else if (n != 0)
+      copy_1_3(d, s, n);
   } else if (n <= 32) {
-    unsigned char a[16], b[16];
-    std::memcpy(a, s, 16);
-    std::memcpy(b, s + n - 16, 16);
-    std::memcpy(d, a, 16);
-    std::memcpy(d + n - 16, b, 16);
+    copy_17_32(d, s, n);
   } else {
     copy_bytes(d, s, n);
   }
 }
-
 
 // assign_chars() when the length changes.
 [[gnu::noinline]] inline void assign_chars_resized(std::string& s, std::string_view v) {
