@@ -381,7 +381,8 @@ class channel {
   std::uint64_t returns_dropped() const;
 
   // confirm.select (pika's confirm_delivery); `window` bounds the
-  // unconfirmed publishes of publish_pipelined (0 = unbounded).
+  // unconfirmed publishes of publish_pipelined (0 = unbounded), and opens
+  // again once full as warren::channel::confirm_select describes.
   void confirm_select(std::size_t window = 0, duration timeout = {});
   void confirm_select(std::size_t window, duration timeout, std::error_code& ec);
   bool in_confirm_mode() const;

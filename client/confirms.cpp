@@ -47,6 +47,7 @@ bool confirm_tracker::on_confirm(std::uint64_t tag, bool multiple, bool ack) {
         count(status, 1);
     }
   }
+  if (refilling_ && unconfirmed() < low_water_) refilling_ = false;
   if (unconfirmed() == 0) finish_waiters();
   return true;
 }

@@ -24,9 +24,22 @@ class confirm_tracker {
   bool enabled() const noexcept { return enabled_; }
   void enable() noexcept { enabled_ = true; }
 
-  // At most `window` unconfirmed publishes (0 = no bound).
-  void set_window(std::size_t window) noexcept { window_ = window; }
-  bool window_full() const noexcept { return window_ != 0 && unconfirmed() >= window_; }
+  // At most `window` unconfirmed publishes (0 = no bound). Once a publisher
+  // has had to wait for a full window, the window stays shut until an eighth
+  // of it is free (a low-water mark): publishers then resume together and
+  // their publishes leave in one write, rather than a few after each ack.
+  // Below 8 there is no gap: the window opens at the first free place.
+  void set_window(std::size_t window) noexcept {
+    window_ = window;
+    low_water_ = window - window / 8;
+    refilling_ = false;
+  }
+  bool window_full() const noexcept {
+    return window_ != 0 && unconfirmed() >= (refilling_ ? low_water_ : window_);
+  }
+  // A publisher is about to wait for room: if the window is why, it shuts
+  // until the low-water mark.
+  void window_waited() noexcept { refilling_ = window_full(); }
   std::uint64_t unconfirmed() const noexcept { return next_ - base_ - early_.size(); }
   // The highest sequence number published (0: none).
   std::uint64_t last() const noexcept { return next_ - 1; }
@@ -76,6 +89,8 @@ class confirm_tracker {
 
   bool enabled_ = false;
   std::size_t window_ = 0;
+  std::size_t low_water_ = 0;
+  bool refilling_ = false;  // shut until unconfirmed() < low_water_
   std::uint64_t next_ = 1;  // sequence number of the next publish
   std::uint64_t base_ = 1;  // every sequence below it is settled
   std::vector<std::uint64_t> early_;  // settled above base_ by single acks, sorted

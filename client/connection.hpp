@@ -400,7 +400,8 @@ class channel {
   std::uint64_t returns_dropped() const noexcept;
 
   // confirm.select; `window` bounds the unconfirmed publishes of
-  // publish_pipelined (0 = unbounded).
+  // publish_pipelined (0 = unbounded). Once full, the window opens again when
+  // an eighth of it is free (at the first free place below 8).
   asio::awaitable<void> confirm_select(std::size_t window = 0);
   bool in_confirm_mode() const noexcept;
   std::uint64_t unconfirmed() const noexcept;

@@ -1032,6 +1032,7 @@ void connection_core::wait_writable(std::uint16_t ch, std::uint64_t id, completi
     done.consume(std::move(ok));
     return;
   }
+  c->confirms.window_waited();
   c->writable_waiters.push_back({id, std::move(done)});
 }
 

@@ -1024,6 +1024,53 @@ TEST_CASE("core confirms: the confirm window bounds writable()") {
   CHECK(room.ok());
 }
 
+TEST_CASE("core confirms: a window that filled opens again at its low-water mark") {
+  script s;
+  s.handshake();
+  const auto ch = s.open_channel();
+  s.confirm_select(ch);
+  s.core.set_confirm_window(ch, 16);  // low-water mark: 14 unconfirmed
+
+  for (int i = 1; i <= 15; ++i) s.publish(ch, "m");
+  s.discard();
+  // Full without anyone waiting: one free place is enough.
+  s.publish(ch, "m");
+  s.discard();
+  CHECK_FALSE(s.core.writable(ch));
+  s.send(ch, ack(1));
+  CHECK(s.core.writable(ch));
+  s.publish(ch, "m");  // 16 again
+  s.discard();
+
+  recorder room;
+  s.core.wait_writable(ch, s.core.next_op_id(), room.cb());
+  CHECK_FALSE(room.done());
+  s.send(ch, ack(2));  // 15 unconfirmed
+  CHECK_FALSE(s.core.writable(ch));
+  CHECK_FALSE(room.done());
+  s.send(ch, ack(3));  // 14: still at the mark
+  CHECK_FALSE(s.core.writable(ch));
+  CHECK_FALSE(room.done());
+  s.send(ch, ack(4));  // 13
+  CHECK(room.ok());
+  // Open up to the full window again, then shut at 16.
+  for (int i = 0; i < 3; ++i) {
+    CHECK(s.core.writable(ch));
+    s.publish(ch, "m");
+  }
+  s.discard();
+  CHECK(s.core.unconfirmed(ch) == 16);
+  CHECK_FALSE(s.core.writable(ch));
+
+  // A multiple ack past the mark wakes the waiter at once.
+  recorder again;
+  s.core.wait_writable(ch, s.core.next_op_id(), again.cb());
+  s.send(ch, ack(10, true));
+  CHECK(again.ok());
+  CHECK(s.core.unconfirmed(ch) == 10);
+  CHECK(s.core.writable(ch));
+}
+
 TEST_CASE("core confirms: publish outside confirm mode") {
   script s;
   s.handshake();
