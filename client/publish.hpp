@@ -117,6 +117,32 @@ inline std::size_t body_frame_count(std::size_t body, std::size_t max_payload) n
   return body <= max_payload ? (body != 0 ? 1 : 0) : (body + max_payload - 1) / max_payload;
 }
 
+// The one-pass encode both paths of encode_publish share, for names that fit
+// a shortstr: the method frame and the content header with its flat
+// properties, written into room reserved for the largest they could be, then
+// `tail(p)`, which ends the header at p, writes the body frames into
+// `body_room` bytes and returns their end. A headers table or an over-long
+// property string goes to encode_publish_general instead.
+template <class Tail>
+[[gnu::always_inline]] inline std::error_code encode_publish_flat(
+    byte_buffer& out, const publish_frame_args& args, const basic_properties& props,
+    bytes_view body, std::uint32_t frame_max, std::size_t body_room, Tail tail) {
+  const std::size_t method_payload =
+      4 + 2 + 1 + args.exchange.size() + 1 + args.routing_key.size() + 1;
+  const std::size_t start = out.size();
+  out.reserve(start + 2 * frame_overhead + method_payload + 12 + body_room +
+              basic_properties::max_flat_size);
+  std::uint8_t* const base = out.data() + start;
+  std::uint8_t* const props_at = put_publish_head(base, args, method_payload, body.size());
+  std::uint8_t* const props_end = props.encode_flat(props_at);
+  if (props_end == nullptr) [[unlikely]]
+    return encode_publish_general(out, args, props, body, frame_max);
+  store32(props_at - 12 - 4, static_cast<std::uint32_t>(12 + (props_end - props_at)));
+  std::uint8_t* const end = tail(props_end);
+  out.resize(start + static_cast<std::size_t>(end - base));
+  return no_error;
+}
+
 }  // namespace detail
 
 // Encodes basic.publish, its content header and the body, split into body
@@ -147,25 +173,18 @@ inline std::size_t body_frame_count(std::size_t body, std::size_t max_payload) n
   // (n - 1 wraps) or needs more than one frame.
   if (((exchange_size | key_size) > 255) | (n - 1 >= max_payload)) [[unlikely]]
     return detail::encode_publish_frames(out, args, props, body, frame_max);
-  const std::size_t method_payload = 4 + 2 + 1 + exchange_size + 1 + key_size + 1;
-  const std::size_t start = out.size();
-  out.reserve(start + 3 * frame_overhead + method_payload + 12 + n +
-              basic_properties::max_flat_size);
-  std::uint8_t* const base = out.data() + start;
-  std::uint8_t* const props_at = detail::put_publish_head(base, args, method_payload, n);
-  std::uint8_t* const p = props.encode_flat(props_at);
-  if (p == nullptr) [[unlikely]]
-    return detail::encode_publish_general(out, args, props, body, frame_max);
-  detail::store32(props_at - 12 - 4, static_cast<std::uint32_t>(12 + (p - props_at)));
   // The header's frame end, then the body frame's type, channel and size, in
-  // one store. n <= max_payload < 2^32.
-  detail::store64(p, (std::uint64_t{frame_end_octet} << 56) |
-                         (std::uint64_t{static_cast<std::uint8_t>(frame_type::body)} << 48) |
-                         (std::uint64_t{ch} << 32) | n);
-  detail::copy_short(p + 8, body.data(), n);
-  p[8 + n] = frame_end_octet;
-  out.resize(start + static_cast<std::size_t>(p + 9 + n - base));
-  return detail::no_error;
+  // one store (n <= max_payload < 2^32); the body; its frame end.
+  return detail::encode_publish_flat(
+      out, args, props, body, frame_max, frame_overhead + n,
+      [ch, body, n](std::uint8_t* p) __attribute__((always_inline)) {
+        detail::store64(p, (std::uint64_t{frame_end_octet} << 56) |
+                               (std::uint64_t{static_cast<std::uint8_t>(frame_type::body)} << 48) |
+                               (std::uint64_t{ch} << 32) | n);
+        detail::copy_short(p + 8, body.data(), n);
+        p[8 + n] = frame_end_octet;
+        return p + 9 + n;
+      });
 }
 
 // A publish whose method frame and content header are encoded once, for a

@@ -172,22 +172,13 @@ std::error_code encode_publish_frames(byte_buffer& out, const publish_frame_args
     return detail::encode_publish_general(out, args, props, body, frame_max);
   const std::size_t max_payload =
       (frame_max > frame_min_size ? frame_max : frame_min_size) - frame_overhead;
-  const std::size_t method_payload =
-      4 + 2 + 1 + args.exchange.size() + 1 + args.routing_key.size() + 1;
-  const std::size_t fixed = 2 * frame_overhead + method_payload + 12 +
-                            detail::body_frame_count(body.size(), max_payload) * frame_overhead +
-                            body.size();
-  const std::size_t start = out.size();
-  out.reserve(start + fixed + basic_properties::max_flat_size);
-  std::uint8_t* const base = out.data() + start;
-  std::uint8_t* const props_at = detail::put_publish_head(base, args, method_payload, body.size());
-  std::uint8_t* const props_end = props.encode_flat(props_at);
-  if (props_end == nullptr) [[unlikely]]
-    return detail::encode_publish_general(out, args, props, body, frame_max);
-  detail::store32(props_at - 12 - 4, static_cast<std::uint32_t>(12 + (props_end - props_at)));
-  std::uint8_t* const end = detail::put_publish_tail(props_end, args.channel, body, max_payload);
-  out.resize(start + static_cast<std::size_t>(end - base));
-  return detail::no_error;
+  const std::size_t body_room =
+      detail::body_frame_count(body.size(), max_payload) * frame_overhead + body.size();
+  const std::uint16_t ch = args.channel;
+  return encode_publish_flat(out, args, props, body, frame_max, body_room,
+                             [ch, body, max_payload](std::uint8_t* p) {
+                               return put_publish_tail(p, ch, body, max_payload);
+                             });
 }
 
 }  // namespace detail

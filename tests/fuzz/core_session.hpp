@@ -900,7 +900,8 @@ class core_session {
     const std::uint8_t window = in_.u8();
     const std::size_t op = new_op(op_kind::confirm_select, ch);
     call([&] { core_->confirm_select(ch, records_[op].id, completion_for(op)); });
-    if (window & 3) core_->set_confirm_window(ch, window & 3);
+    // 1 to 3, or 8, 16 or 24: windows with a low-water gap too.
+    if (window & 3) core_->set_confirm_window(ch, std::size_t{window & 3u} << (window & 4 ? 3 : 0));
     credit_ += 64;
   }
 
