@@ -423,6 +423,9 @@ class run {
     std::uint64_t t = 0;
     int fresh_for = 1;
     bool waited = false;
+    // Whether this coroutine was suspended since settle() last ran: acks are
+    // only read while it is, so only then can more publishes be settled.
+    bool resumed = false;
     const double period_ns = o_.rate > 0 ? 1e9 / o_.rate : 0;
     asio::steady_timer pace(io_);
     prepared_publish prepared;
@@ -440,6 +443,7 @@ class run {
           if (due > now + 500000) {
             pace.expires_after(std::chrono::nanoseconds(due - now));
             co_await pace.async_wait(tuple_awaitable);
+            resumed = true;
             if (stopping_) break;
           }
         }
@@ -456,9 +460,12 @@ class run {
         std::uint64_t seq = 0;
         waited = false;
         if (!o_.prepared) {
-          waited = confirms && p.ch.unconfirmed() >= window;
+          // It waited for the window if acks came meanwhile: one more
+          // unconfirmed publish is what no wait leaves.
+          const std::uint64_t before = confirms ? p.ch.unconfirmed() : 0;
           seq =
               co_await p.ch.publish_pipelined(o_.exchange, routing_key_, body, properties_, flags_);
+          waited = confirms && p.ch.unconfirmed() != before + 1;
         } else if (!p.ch.try_publish(prepared, body, &seq)) {
           waited = true;
           seq = co_await p.ch.publish_pipelined(prepared, body);
@@ -469,7 +476,10 @@ class run {
           if (waited) t = now_ns();
           ring[seq & mask] = t;
           last_seq = seq;
-          settle(p, last_seq, tracked, ring, mask);
+          if (waited || resumed) {
+            resumed = false;
+            settle(p, last_seq, tracked, ring, mask);
+          }
           // Nacks are only known from the channel's tallies, which can be
           // read without waiting when nothing is outstanding.
           if (tally_epoch != epoch_ && p.ch.unconfirmed() == 0) {
@@ -481,6 +491,7 @@ class run {
         if (--yield_in == 0) {
           yield_in = yield_every;
           co_await asio::post(io_, use_awaitable);
+          resumed = true;
         }
       }
       send_end_ = std::max(send_end_, now_ns());
