@@ -193,14 +193,14 @@ void connection_core::on_channel_frame(channel_state& c, const frame_view& f) {
       break;
     default: break;
   }
+  if (!ec) [[likely]]
+    return;  // tested first: comparing with an errc value costs a call per frame
   if (ec == errc::message_too_large) {
     refuse_content(f.channel, c);
     return;
   }
-  if (ec) {
-    auto code = ec == errc::unexpected_frame ? reply_code::unexpected_frame : reply_code::frame_error;
-    protocol_error(code, ec, ec.message());
-  }
+  auto code = ec == errc::unexpected_frame ? reply_code::unexpected_frame : reply_code::frame_error;
+  protocol_error(code, ec, ec.message());
 }
 
 void connection_core::on_abandoned_channel_frame(const frame_view& f) {
