@@ -315,9 +315,10 @@ constexpr std::size_t floor_props_size = 2 + 1 + content_type.size() + 1;
 constexpr std::size_t floor_size = 3 * warren::frame_overhead + floor_method_payload + 12 +
                                    floor_props_size;
 
-[[gnu::always_inline]] inline void floor_encode(warren::byte_buffer& out, const warren::publish_frame_args& a,
-                                    const warren::basic_properties& props,
-                                    warren::bytes_view body) {
+[[gnu::always_inline]] inline void floor_encode(warren::byte_buffer& out,
+                                                const warren::publish_frame_args& a,
+                                                const warren::basic_properties& props,
+                                                warren::bytes_view body) {
   namespace d = warren::detail;
   constexpr std::size_t body_len = 64;
   std::uint8_t* p = out.extend(floor_size + body_len);
