@@ -47,7 +47,7 @@ bool confirm_tracker::on_confirm(std::uint64_t tag, bool multiple, bool ack) {
         count(status, 1);
     }
   }
-  if (refilling_ && unconfirmed() < low_water_) refilling_ = false;
+  if (shut_at_ == low_water_ && unconfirmed() < low_water_) shut_at_ = open_limit();
   if (unconfirmed() == 0) finish_waiters();
   return true;
 }

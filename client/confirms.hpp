@@ -32,14 +32,12 @@ class confirm_tracker {
   void set_window(std::size_t window) noexcept {
     window_ = window;
     low_water_ = window - window / 8;
-    refilling_ = false;
+    shut_at_ = open_limit();
   }
-  bool window_full() const noexcept {
-    return window_ != 0 && unconfirmed() >= (refilling_ ? low_water_ : window_);
-  }
+  bool window_full() const noexcept { return unconfirmed() >= shut_at_; }
   // A publisher is about to wait for room: if the window is why, it shuts
   // until the low-water mark.
-  void window_waited() noexcept { refilling_ = window_full(); }
+  void window_waited() noexcept { shut_at_ = window_full() ? low_water_ : open_limit(); }
   std::uint64_t unconfirmed() const noexcept { return next_ - base_ - early_.size(); }
   // The highest sequence number published (0: none).
   std::uint64_t last() const noexcept { return next_ - 1; }
@@ -88,9 +86,14 @@ class confirm_tracker {
   void finish_waiters();
 
   bool enabled_ = false;
+  // Where an open window is full: at window_, never when it is 0.
+  std::uint64_t open_limit() const noexcept { return window_ != 0 ? window_ : UINT64_MAX; }
+
   std::size_t window_ = 0;
   std::size_t low_water_ = 0;
-  bool refilling_ = false;  // shut until unconfirmed() < low_water_
+  // The unconfirmed count at which the window is full: open_limit(), or
+  // low_water_ from a wait for room until the count is back under it.
+  std::uint64_t shut_at_ = UINT64_MAX;
   std::uint64_t next_ = 1;  // sequence number of the next publish
   std::uint64_t base_ = 1;  // every sequence below it is settled
   std::vector<std::uint64_t> early_;  // settled above base_ by single acks, sorted
