@@ -106,12 +106,22 @@ static_assert(sizeof(error_info) == sizeof(layout::error_info), "update op_resul
 static_assert(sizeof(publish_outcome) == sizeof(layout::publish_outcome), "update op_result's move");
 using completion = unique_function<void(op_result&&)>;
 
+// The one-shot callback of an operation that hands back nothing but whether
+// it failed: the error, or null when it did not. A publisher waiting for room
+// in its confirm window waits on one, once per window (with window 1, once
+// per message); an op_result would be built, moved and destroyed for nothing.
+using wake = unique_function<void(const error_info*)>;
+
 // A pending operation: the id cancel_op() knows it by, and its completion.
 // Every kind of pending operation is one of these (or holds one), so
 // cancelling and failing are written once.
 struct waiter {
   std::uint64_t id = 0;
   completion done;
+};
+struct wake_waiter {
+  std::uint64_t id = 0;
+  wake done;
 };
 
 inline op_result failed_result(error_info why) {
@@ -120,12 +130,20 @@ inline op_result failed_result(error_info why) {
   return r;
 }
 
-inline op_result aborted_result() {
-  op_result r;
-  r.error.code = std::make_error_code(std::errc::operation_canceled);
-  r.error.text = "operation cancelled";
-  return r;
+inline error_info aborted_info() {
+  error_info e;
+  e.code = std::make_error_code(std::errc::operation_canceled);
+  e.text = "operation cancelled";
+  return e;
 }
+
+inline op_result aborted_result() { return failed_result(aborted_info()); }
+
+// Runs a pending completion with a failure.
+inline void fail_completion(completion& done, const error_info& why) {
+  done.consume(failed_result(why));
+}
+inline void fail_completion(wake& done, const error_info& why) { done.consume(&why); }
 
 // The same for a single waiter slot.
 inline bool cancel_waiter(waiter& w, std::uint64_t id) {
@@ -133,25 +151,27 @@ inline bool cancel_waiter(waiter& w, std::uint64_t id) {
   w.done.consume(aborted_result());
   return true;
 }
-inline void fail_waiter(waiter& w, const error_info& why) { w.done.consume(failed_result(why)); }
+inline void fail_waiter(waiter& w, const error_info& why) { fail_completion(w.done, why); }
 
 // Completes waiter `id` of `list` with operation_aborted and removes it.
-inline bool cancel_waiter(std::vector<waiter>& list, std::uint64_t id) {
+template <class Waiter>
+bool cancel_waiter(std::vector<Waiter>& list, std::uint64_t id) {
   for (auto it = list.begin(); it != list.end(); ++it)
     if (it->id == id && it->done) {
-      completion done = std::move(it->done);
+      auto done = std::move(it->done);
       list.erase(it);
-      done.consume(aborted_result());
+      fail_completion(done, aborted_info());
       return true;
     }
   return false;
 }
 
 // Completes every waiter of `list` with `why` and empties it.
-inline void fail_waiters(std::vector<waiter>& list, const error_info& why) {
+template <class Waiter>
+void fail_waiters(std::vector<Waiter>& list, const error_info& why) {
   auto all = std::move(list);
   list.clear();
-  for (auto& w : all) w.done.consume(failed_result(why));
+  for (auto& w : all) fail_completion(w.done, why);
 }
 
 }  // namespace warren::detail

@@ -521,8 +521,8 @@ asio::awaitable<void> writable_wait(detail::logical_channel& h);
 // is a coroutine already awaits it directly while the broker has not blocked
 // publishing, one coroutine frame fewer on the path a publisher bound by its
 // confirm window takes once per window.
-asio::awaitable<detail::op_result> writable_op(detail::logical_channel& h) {
-  return h.impl().checked_op([&h](std::uint64_t id, detail::completion done) {
+asio::awaitable<void> writable_op(detail::logical_channel& h) {
+  return h.impl().wake_op([&h](std::uint64_t id, detail::wake done) {
     h.core().wait_writable(h.id, id, std::move(done));
   });
 }

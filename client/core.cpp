@@ -94,13 +94,16 @@ void connection_core::feed(bytes_view bytes) {
 }
 
 void connection_core::take_output(byte_buffer& into) {
+  // Publishers held back by the output's high-water mark can go on now (the
+  // output only ever shrinks here).
+  const bool was_full = output_.size() >= cfg_.output_high_water;
   std::swap(into, output_);
   output_.clear();
   service_requested_ = false;
   owed_ = 0;
   counters_.bytes_out += into.size();
   if (!into.empty()) wrote_since_tick_ = true;
-  notify_writable();
+  if (was_full) notify_writable();
 }
 
 void connection_core::process_frames() {
@@ -633,7 +636,7 @@ void connection_core::on_confirm(channel_state& c, std::uint64_t tag, bool multi
     return;
   }
   (ack ? counters_.acks : counters_.nacks) += before - c.confirms.unconfirmed();
-  if (!c.writable_waiters.empty()) notify_writable();
+  if (!c.writable_waiters.empty()) notify_writable(c);
 }
 
 void connection_core::on_return(channel_state& c, returned_message&& r) {
@@ -1013,23 +1016,30 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
 
 bool connection_core::writable(std::uint16_t ch) const noexcept {
   const channel_state* c = find_channel(ch);
-  return phase_ == phase::open && !blocked_ && c != nullptr && c->flow_active &&
-         output_.size() < cfg_.output_high_water && !c->confirms.window_full();
+  return c != nullptr && writable(*c);
 }
 
-void connection_core::set_confirm_window(std::uint16_t ch, std::size_t window) noexcept {
-  if (channel_state* c = find_channel(ch)) c->confirms.set_window(window);
+bool connection_core::writable(const channel_state& c) const noexcept {
+  return phase_ == phase::open && !blocked_ && c.flow_active &&
+         output_.size() < cfg_.output_high_water && !c.confirms.window_full();
 }
 
-void connection_core::wait_writable(std::uint16_t ch, std::uint64_t id, completion done) {
+void connection_core::set_confirm_window(std::uint16_t ch, std::size_t window) {
+  channel_state* c = find_channel(ch);
+  if (c == nullptr) return;
+  c->confirms.set_window(window);
+  if (!c->writable_waiters.empty()) notify_writable(*c);  // a wider window may let them on
+}
+
+void connection_core::wait_writable(std::uint16_t ch, std::uint64_t id, wake done) {
   channel_state* c = find_channel(ch);
   if (auto ec = check_channel(ch); ec || c == nullptr) {
-    done.consume(failed(channel_error(ch)));
+    const error_info why = channel_error(ch);
+    done.consume(&why);
     return;
   }
-  if (writable(ch)) {
-    op_result ok;
-    done.consume(std::move(ok));
+  if (writable(*c)) {
+    done.consume(nullptr);
     return;
   }
   c->confirms.window_waited();
@@ -1037,19 +1047,18 @@ void connection_core::wait_writable(std::uint16_t ch, std::uint64_t id, completi
 }
 
 void connection_core::notify_writable() {
-  for (std::size_t ch = 1; ch < channels_.size(); ++ch) {
-    channel_state& c = *channels_[ch];
-    if (c.writable_waiters.empty() || !writable(static_cast<std::uint16_t>(ch))) continue;
-    auto waiters = std::move(c.writable_waiters);
-    c.writable_waiters.clear();
-    for (auto& w : waiters) {
-      op_result ok;
-      complete(w.done, std::move(ok));
-    }
-    if (c.writable_waiters.empty()) {  // the storage serves the next wait
-      waiters.clear();
-      c.writable_waiters.swap(waiters);
-    }
+  for (std::size_t ch = 1; ch < channels_.size(); ++ch)
+    if (!channels_[ch]->writable_waiters.empty()) notify_writable(*channels_[ch]);
+}
+
+void connection_core::notify_writable(channel_state& c) {
+  if (!writable(c)) return;
+  auto waiters = std::move(c.writable_waiters);
+  c.writable_waiters.clear();
+  for (auto& w : waiters) w.done.consume(nullptr);
+  if (c.writable_waiters.empty()) {  // the storage serves the next wait
+    waiters.clear();
+    c.writable_waiters.swap(waiters);
   }
 }
 

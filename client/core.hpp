@@ -213,7 +213,7 @@ class connection_core {
   bool confirm_mode(std::uint16_t ch) const noexcept;
   // At most `window` unconfirmed publishes (0 = no bound): past it the
   // channel is not writable() until confirms arrive.
-  void set_confirm_window(std::uint16_t ch, std::size_t window) noexcept;
+  void set_confirm_window(std::uint16_t ch, std::size_t window);
   std::uint64_t unconfirmed(std::uint16_t ch) const noexcept;
   // A channel that failed (with its connection, say) in confirm mode: its
   // confirm state as it was then, for recovery's account of what was lost.
@@ -246,7 +246,9 @@ class connection_core {
   // True while publishing may go on: not blocked by the broker, flow active,
   // and the output below its high-water mark.
   bool writable(std::uint16_t ch) const noexcept;
-  void wait_writable(std::uint16_t ch, std::uint64_t id, completion done);
+  // Wakes `done` (with no error) once writable(ch), or fails it with the
+  // channel's error.
+  void wait_writable(std::uint16_t ch, std::uint64_t id, wake done);
   // Completes once every publish so far on the channel is confirmed, with the
   // tallies since the previous wait_for_confirms.
   void wait_for_confirms(std::uint16_t ch, std::uint64_t id, completion done);
@@ -285,7 +287,7 @@ class connection_core {
     std::deque<returned_message> returns;
     std::uint64_t returns_dropped = 0;
     waiter return_waiter;
-    std::vector<waiter> writable_waiters;
+    std::vector<wake_waiter> writable_waiters;
     error_info closed_reason;
     // The confirm state of the channel that failed under this id (see
     // lost_confirms()).
@@ -415,7 +417,11 @@ class connection_core {
   void fail_all(const error_info& why, bool report = true);
   // The channel is gone: fail what is pending on it and free its id.
   void fail_channel(std::uint16_t ch, const error_info& why);
+  bool writable(const channel_state& c) const noexcept;
+  // Wakes the publishers waiting on every channel that is writable now, or
+  // on channel `c` only.
   void notify_writable();
+  void notify_writable(channel_state& c);
   void stream_drained(bool was_full);
   // basic.reject with requeue: a delivery nobody will read goes back.
   void requeue(std::uint16_t ch, std::uint64_t delivery_tag);

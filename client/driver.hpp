@@ -62,35 +62,42 @@ class driver final : public transport_sink,
     using signature =
         std::conditional_t<Checked, void(std::exception_ptr, op_result), void(op_result)>;
     auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
-      auto slot = asio::get_associated_cancellation_slot(handler);
-      const std::uint64_t id = self->core_.next_op_id();
-      if (slot.is_connected()) {
-        std::weak_ptr<driver> weak = self;
-        slot.assign([weak, id](asio::cancellation_type) {
-          if (auto s = weak.lock()) s->core_.cancel_op(id);
-        });
-      }
+      const std::uint64_t id = self->watch_cancellation(handler);
       auto ex = asio::get_associated_executor(handler, self->ex_);
-      init(id, completion([h = std::move(handler), ex, d = self.get()](op_result&& r) mutable {
-        held_resumption next{std::move(h), nullptr, std::move(r)};
+      auto done = [h = std::move(handler), ex, d = self.get()](op_result&& r) mutable {
         if constexpr (Checked) {
-          if (next.result.error)
-            next.error = std::make_exception_ptr(error(d->user_error(std::move(next.result.error))));
+          std::exception_ptr failure;
+          if (r.error) failure = d->failure(std::move(r.error));
+          d->resume(ex, held_resumption::checked{std::move(h), std::move(failure), std::move(r)});
+        } else {
+          d->resume(ex, held_resumption::plain{std::move(h), std::move(r)});
         }
-        // Completed by the read handler, for a coroutine on the driver's own
-        // executor: resumed when that handler ends (see on_read), without a
-        // trip through the scheduler. Otherwise posted.
-        if (d->held_.holding && ex == d->ex_)
-          d->held_.queue.push_back(std::move(next));
-        else
-          asio::post(ex, [next = std::move(next)]() mutable { next.run(); });
-      }));
-      // The caller now waits on the broker, so nothing would join its bytes
-      // before the posted service pass: they go out at once.
-      if (self->core_.has_output() && !self->writing_) self->service();
+      };
+      init(id, completion(std::move(done)));
+      self->flush_for_wait();
     };
     return asio::async_initiate<decltype(asio::use_awaitable), signature>(std::move(initiation),
                                                                           asio::use_awaitable);
+  }
+
+  // The same for an operation that only wakes its caller (a detail::wake),
+  // such as waiting for room to publish: no op_result to carry. A failure is
+  // thrown in the awaiting coroutine.
+  template <class Init>
+  asio::awaitable<void> wake_op(Init init) {
+    auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
+      const std::uint64_t id = self->watch_cancellation(handler);
+      auto ex = asio::get_associated_executor(handler, self->ex_);
+      auto done = [h = std::move(handler), ex, d = self.get()](const error_info* why) mutable {
+        std::exception_ptr failure;
+        if (why != nullptr) failure = d->failure(*why);
+        d->resume(ex, held_resumption::woken{std::move(h), std::move(failure)});
+      };
+      init(id, wake(std::move(done)));
+      self->flush_for_wait();
+    };
+    return asio::async_initiate<decltype(asio::use_awaitable), void(std::exception_ptr)>(
+        std::move(initiation), asio::use_awaitable);
   }
 
   // Not a coroutine itself: one frame per operation, not two.
@@ -112,21 +119,70 @@ class driver final : public transport_sink,
   // Resumptions the read handler holds back until it ends, and whether a
   // service pass is due then. Declared before core_, whose pending
   // completions may still run while it is destroyed.
-  // A finished operation and the coroutine awaiting it (op() makes both kinds).
+  // A finished operation and the coroutine awaiting it, of one of the three
+  // kinds op() and wake_op() make. Only the kind's own parts are moved.
   struct held_resumption {
-    std::variant<
-        asio::async_result<asio::use_awaitable_t<>, void(op_result)>::handler_type,
-        asio::async_result<asio::use_awaitable_t<>, void(std::exception_ptr, op_result)>::handler_type>
-        resume;
-    std::exception_ptr error;  // a checked operation's failure
-    op_result result;
+    template <class Signature>
+    using handler = typename asio::async_result<asio::use_awaitable_t<>, Signature>::handler_type;
+    struct plain {
+      handler<void(op_result)> h;
+      op_result result;
+    };
+    struct checked {
+      handler<void(std::exception_ptr, op_result)> h;
+      std::exception_ptr error;
+      op_result result;
+    };
+    struct woken {
+      handler<void(std::exception_ptr)> h;
+      std::exception_ptr error;
+    };
+    std::variant<plain, checked, woken> kind;
     void run() {
-      if (auto* plain = std::get_if<0>(&resume))
-        std::move(*plain)(std::move(result));
-      else
-        std::move(std::get<1>(resume))(std::move(error), std::move(result));
+      if (auto* w = std::get_if<woken>(&kind)) {
+        std::move(w->h)(std::move(w->error));
+      } else if (auto* c = std::get_if<checked>(&kind)) {
+        std::move(c->h)(std::move(c->error), std::move(c->result));
+      } else {
+        auto& p = std::get<plain>(kind);
+        std::move(p.h)(std::move(p.result));
+      }
     }
   };
+  // Completed by the read handler, for a coroutine on the driver's own
+  // executor: resumed when that handler ends (see on_read), without a trip
+  // through the scheduler. Otherwise posted.
+  template <class Kind>
+  void resume(const asio::any_io_executor& ex, Kind&& kind) {
+    if (held_.holding && ex == ex_) {
+      held_.queue.push_back(held_resumption{std::move(kind)});
+    } else {
+      held_resumption next{std::move(kind)};
+      asio::post(ex, [next = std::move(next)]() mutable { next.run(); });
+    }
+  }
+  // An operation's id, cancelled in the core when the handler's slot fires.
+  template <class Handler>
+  std::uint64_t watch_cancellation(Handler& handler) {
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    const std::uint64_t id = core_.next_op_id();
+    if (slot.is_connected()) {
+      std::weak_ptr<driver> weak = shared_from_this();
+      slot.assign([weak, id](asio::cancellation_type) {
+        if (auto s = weak.lock()) s->core_.cancel_op(id);
+      });
+    }
+    return id;
+  }
+  // A failed operation's error as the exception its caller rethrows.
+  std::exception_ptr failure(error_info why) const {
+    return std::make_exception_ptr(error(user_error(std::move(why))));
+  }
+  // The caller now waits on the broker, so nothing would join its bytes
+  // before the posted service pass: they go out at once.
+  void flush_for_wait() {
+    if (core_.has_output() && !writing_) service();
+  }
   struct held_resumptions {
     bool holding = false;   // inside on_read: completions queue here
     bool resuming = false;  // running them: service requests wait

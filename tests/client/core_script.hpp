@@ -45,6 +45,13 @@ class recorder {
   detail::completion cb() const {
     return [calls = calls_](op_result&& r) { calls->push_back(std::move(r)); };
   }
+  // The same for an operation that only wakes its caller: recorded as an
+  // empty result, or as the error it failed with.
+  detail::wake wake_cb() const {
+    return [calls = calls_](const error_info* why) {
+      calls->push_back(why ? detail::failed_result(*why) : op_result{});
+    };
+  }
   std::size_t count() const noexcept { return calls_->size(); }
   bool done() const noexcept { return !calls_->empty(); }
   // The one result; a completion must never run twice.

@@ -1016,7 +1016,7 @@ TEST_CASE("core confirms: the confirm window bounds writable()") {
   s.discard();
   CHECK_FALSE(s.core.writable(ch));
   recorder room;
-  s.core.wait_writable(ch, s.core.next_op_id(), room.cb());
+  s.core.wait_writable(ch, s.core.next_op_id(), room.wake_cb());
   CHECK_FALSE(room.done());
 
   s.send(ch, ack(1));
@@ -1043,7 +1043,7 @@ TEST_CASE("core confirms: a window that filled opens again at its low-water mark
   s.discard();
 
   recorder room;
-  s.core.wait_writable(ch, s.core.next_op_id(), room.cb());
+  s.core.wait_writable(ch, s.core.next_op_id(), room.wake_cb());
   CHECK_FALSE(room.done());
   s.send(ch, ack(2));  // 15 unconfirmed
   CHECK_FALSE(s.core.writable(ch));
@@ -1064,11 +1064,86 @@ TEST_CASE("core confirms: a window that filled opens again at its low-water mark
 
   // A multiple ack past the mark wakes the waiter at once.
   recorder again;
-  s.core.wait_writable(ch, s.core.next_op_id(), again.cb());
+  s.core.wait_writable(ch, s.core.next_op_id(), again.wake_cb());
   s.send(ch, ack(10, true));
   CHECK(again.ok());
   CHECK(s.core.unconfirmed(ch) == 10);
   CHECK(s.core.writable(ch));
+}
+
+TEST_CASE("core confirms: a publisher waiting for room is woken, failed or cancelled once") {
+  script s;
+  s.handshake();
+  const auto ch = s.open_channel();
+  s.confirm_select(ch);
+  s.core.set_confirm_window(ch, 2);
+  s.publish(ch, "1");
+  s.publish(ch, "2");
+  s.discard();
+  REQUIRE_FALSE(s.core.writable(ch));
+
+  SUBCASE("a wider window lets it on") {
+    recorder room;
+    s.core.wait_writable(ch, s.core.next_op_id(), room.wake_cb());
+    CHECK_FALSE(room.done());
+    s.core.set_confirm_window(ch, 3);
+    CHECK(s.core.writable(ch));
+    CHECK(room.ok());
+    s.send(ch, ack(2, true));
+    CHECK(room.count() == 1);
+  }
+  SUBCASE("cancelled, it fails with operation_canceled, and an ack later leaves it alone") {
+    recorder room;
+    const std::uint64_t id = s.core.next_op_id();
+    s.core.wait_writable(ch, id, room.wake_cb());
+    CHECK(s.core.cancel_op(id));
+    REQUIRE(room.done());
+    CHECK(room.code() == canceled);
+    CHECK_FALSE(s.core.cancel_op(id));
+    s.send(ch, ack(2, true));
+    CHECK(room.count() == 1);
+  }
+  SUBCASE("the broker closing the channel fails it with the broker's reason") {
+    recorder room;
+    s.core.wait_writable(ch, s.core.next_op_id(), room.wake_cb());
+    const std::string text = "PRECONDITION_FAILED - test";
+    s.send(ch, close_method<channel_close>(406, text, 60, 40));
+    s.expect<channel_close_ok>(ch);
+    REQUIRE(room.done());
+    CHECK(room.code() == amqp(406));
+    CHECK(room.result().error.text == text);
+    // A wait on the closed channel fails at once.
+    recorder late;
+    s.core.wait_writable(ch, s.core.next_op_id(), late.wake_cb());
+    REQUIRE(late.done());
+    CHECK(late.code() == amqp(406));
+  }
+  SUBCASE("every waiter of the channel wakes on one ack") {
+    recorder a, b;
+    s.core.wait_writable(ch, s.core.next_op_id(), a.wake_cb());
+    s.core.wait_writable(ch, s.core.next_op_id(), b.wake_cb());
+    s.send(ch, ack(1));
+    CHECK(a.ok());
+    CHECK(b.ok());
+  }
+}
+
+TEST_CASE("core: a publisher held back by the output's high-water mark wakes once it is written") {
+  detail::core_config cfg;
+  cfg.output_high_water = 64;
+  script s(cfg);
+  s.handshake();
+  const auto ch = s.open_channel();
+  s.discard();
+  REQUIRE(s.core.writable(ch));
+  s.publish(ch, std::string(100, 'x'));
+  CHECK_FALSE(s.core.writable(ch));
+  recorder room;
+  s.core.wait_writable(ch, s.core.next_op_id(), room.wake_cb());
+  CHECK_FALSE(room.done());
+  s.discard();  // the driver takes the output
+  CHECK(s.core.writable(ch));
+  CHECK(room.ok());
 }
 
 TEST_CASE("core confirms: publish outside confirm mode") {
@@ -1153,7 +1228,7 @@ TEST_CASE("core connection.blocked and unblocked") {
   CHECK(s.core.blocked());
   CHECK_FALSE(s.core.writable(ch));
   recorder room;
-  s.core.wait_writable(ch, s.core.next_op_id(), room.cb());
+  s.core.wait_writable(ch, s.core.next_op_id(), room.wake_cb());
   CHECK_FALSE(room.done());
 
   recorder first;

@@ -322,6 +322,12 @@ class core_session {
     };
   }
 
+  detail::wake wake_for(std::size_t index) {
+    return [g = completion_guard(this, index)](const error_info* why) mutable {
+      g.s->on_complete(g.index, why ? detail::failed_result(*why) : detail::op_result{});
+    };
+  }
+
   void on_destroyed(std::size_t index) {
     if (tearing_down_ || index >= records_.size()) return;
     const op_record& r = records_[index];
@@ -1085,12 +1091,8 @@ class core_session {
 
   void do_wait_writable() {
     const std::uint16_t ch = pick_channel(in_.u8());
-    [&](auto& c) {
-      if constexpr (requires { c.wait_writable(ch, 0, detail::completion{}); }) {
-        const std::size_t op = new_op(op_kind::wait_writable, ch);
-        call([&] { c.wait_writable(ch, records_[op].id, completion_for(op)); });
-      }
-    }(*core_);
+    const std::size_t op = new_op(op_kind::wait_writable, ch);
+    call([&] { core_->wait_writable(ch, records_[op].id, wake_for(op)); });
   }
 
   void do_transport_error() {
