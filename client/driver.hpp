@@ -63,14 +63,13 @@ class driver final : public transport_sink,
         std::conditional_t<Checked, void(std::exception_ptr, op_result), void(op_result)>;
     auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
       const std::uint64_t id = self->watch_cancellation(handler);
-      auto ex = asio::get_associated_executor(handler, self->ex_);
-      auto done = [h = std::move(handler), ex, d = self.get()](op_result&& r) mutable {
+      auto done = [h = std::move(handler), d = self.get()](op_result&& r) mutable {
         if constexpr (Checked) {
           std::exception_ptr failure;
           if (r.error) failure = d->failure(std::move(r.error));
-          d->resume(ex, held_resumption::checked{std::move(h), std::move(failure), std::move(r)});
+          d->resume(held_resumption::checked{std::move(h), std::move(failure), std::move(r)});
         } else {
-          d->resume(ex, held_resumption::plain{std::move(h), std::move(r)});
+          d->resume(held_resumption::plain{std::move(h), std::move(r)});
         }
       };
       init(id, completion(std::move(done)));
@@ -87,11 +86,10 @@ class driver final : public transport_sink,
   asio::awaitable<void> wake_op(Init init) {
     auto initiation = [self = shared_from_this(), init = std::move(init)](auto handler) mutable {
       const std::uint64_t id = self->watch_cancellation(handler);
-      auto ex = asio::get_associated_executor(handler, self->ex_);
-      auto done = [h = std::move(handler), ex, d = self.get()](const error_info* why) mutable {
+      auto done = [h = std::move(handler), d = self.get()](const error_info* why) mutable {
         std::exception_ptr failure;
         if (why != nullptr) failure = d->failure(*why);
-        d->resume(ex, held_resumption::woken{std::move(h), std::move(failure)});
+        d->resume(held_resumption::woken{std::move(h), std::move(failure)});
       };
       init(id, wake(std::move(done)));
       self->flush_for_wait();
@@ -152,8 +150,11 @@ class driver final : public transport_sink,
   // Completed by the read handler, for a coroutine on the driver's own
   // executor: resumed when that handler ends (see on_read), without a trip
   // through the scheduler. Otherwise posted.
+  // (The completion keeps only the handler and the driver, small enough to be
+  // held inside it; the handler's executor is looked up here.)
   template <class Kind>
-  void resume(const asio::any_io_executor& ex, Kind&& kind) {
+  void resume(Kind&& kind) {
+    const auto ex = asio::get_associated_executor(kind.h, ex_);
     if (held_.holding && ex == ex_) {
       held_.queue.push_back(held_resumption{std::move(kind)});
     } else {

@@ -2,7 +2,10 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
+#include <memory>
 #include <string>
+#include <utility>
 #include <variant>
 
 #include "../codec/alloc_probe.hpp"
@@ -1674,4 +1677,69 @@ TEST_CASE("core confirms: a confirm for a sequence never published") {
   CHECK(s.expect<connection_close>(0).reply_code != 0);
   CHECK(s.core.is_closed());
   CHECK(one.code() == errc::unexpected_frame);
+}
+
+TEST_CASE("unique_function: small callables are kept inline, large ones on the heap") {
+  struct counts {
+    int calls = 0, destroyed = 0;
+  };
+  auto c = std::make_shared<counts>();
+  // Moves of the tracker leave a null pointer behind: only the live one counts.
+  struct tracker {
+    counts* n;
+    explicit tracker(counts* p) : n(p) {}
+    tracker(tracker&& o) noexcept : n(std::exchange(o.n, nullptr)) {}
+    ~tracker() {
+      if (n) ++n->destroyed;
+    }
+  };
+
+  SUBCASE("inline: no allocation, moved as a value, destroyed once, run once") {
+    const std::size_t before = test::allocation_count();
+    detail::wake w = [t = tracker(c.get())](const error_info* why) {
+      if (why == nullptr) ++t.n->calls;
+    };
+    detail::wake moved = std::move(w);
+    detail::wake assigned;
+    assigned = std::move(moved);
+    CHECK(test::allocation_count() == before);
+    CHECK_FALSE(w);
+    CHECK_FALSE(moved);
+    REQUIRE(assigned);
+    assigned.consume(nullptr);
+    CHECK_FALSE(assigned);
+    assigned.consume(nullptr);  // empty: nothing runs
+    CHECK(c->calls == 1);
+    CHECK(c->destroyed == 1);
+  }
+  SUBCASE("on the heap: one allocation, moves keep the pointer, destroyed once") {
+    std::array<char, 64> big{};
+    big[0] = 'x';
+    const std::size_t before = test::allocation_count();
+    {
+      detail::wake w = [t = tracker(c.get()), big](const error_info*) {
+        if (big[0] == 'x') ++t.n->calls;
+      };
+      CHECK(test::allocation_count() == before + 1);
+      detail::wake moved = std::move(w);
+      CHECK(test::allocation_count() == before + 1);
+      moved(nullptr);
+      moved(nullptr);
+      CHECK(c->destroyed == 0);
+    }
+    CHECK(c->calls == 2);
+    CHECK(c->destroyed == 1);
+  }
+  SUBCASE("a completion that refills its own slot keeps the new one") {
+    detail::completion slot;
+    slot = [&slot, c](op_result&&) {
+      ++c->calls;
+      slot = [c](op_result&&) { c->calls += 10; };
+    };
+    slot.consume(op_result{});
+    REQUIRE(slot);
+    slot.consume(op_result{});
+    CHECK(c->calls == 11);
+    CHECK_FALSE(slot);
+  }
 }
