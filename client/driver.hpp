@@ -114,9 +114,6 @@ class driver final : public transport_sink,
   void core_needs_service() override;
 
   asio::any_io_executor ex_;
-  // Resumptions the read handler holds back until it ends, and whether a
-  // service pass is due then. Declared before core_, whose pending
-  // completions may still run while it is destroyed.
   // A finished operation and the coroutine awaiting it, of one of the three
   // kinds op() and wake_op() make. Only the kind's own parts are moved.
   struct held_resumption {
@@ -147,6 +144,29 @@ class driver final : public transport_sink,
       }
     }
   };
+  // Resumptions the read handler holds back until it ends, and whether a
+  // service pass is due then. Declared before core_, whose pending
+  // completions may still run while it is destroyed.
+  struct held_resumptions {
+    bool holding = false;   // inside on_read: completions queue here
+    bool resuming = false;  // running them: service requests wait
+    bool service_due = false;
+    std::vector<held_resumption> queue;
+  } held_;
+  connection_core core_;
+  connect_options opts_;
+  // The endpoint reached, as a URI without the password (set by connect()).
+  std::string endpoint;
+  // Run (posted, once) when the transport closes, for whatever reason: how
+  // recovery learns of a loss.
+  std::function<void()> on_closed;
+  // With recovery on, an operation cut short by a loss of the connection
+  // fails with errc::interrupted (the loss named in its text), not with the
+  // loss itself: it may be retried once the connection is back.
+  bool recoverable = false;
+  error_info user_error(error_info e) const;
+
+ private:
   // Completed by the read handler, for a coroutine on the driver's own
   // executor: resumed when that handler ends (see on_read), without a trip
   // through the scheduler. Otherwise posted.
@@ -184,26 +204,7 @@ class driver final : public transport_sink,
   void flush_for_wait() {
     if (core_.has_output() && !writing_) service();
   }
-  struct held_resumptions {
-    bool holding = false;   // inside on_read: completions queue here
-    bool resuming = false;  // running them: service requests wait
-    bool service_due = false;
-    std::vector<held_resumption> queue;
-  } held_;
-  connection_core core_;
-  connect_options opts_;
-  // The endpoint reached, as a URI without the password (set by connect()).
-  std::string endpoint;
-  // Run (posted, once) when the transport closes, for whatever reason: how
-  // recovery learns of a loss.
-  std::function<void()> on_closed;
-  // With recovery on, an operation cut short by a loss of the connection
-  // fails with errc::interrupted (the loss named in its text), not with the
-  // loss itself: it may be retried once the connection is back.
-  bool recoverable = false;
-  error_info user_error(error_info e) const;
 
- private:
   template <class F>
   void guarded(F&& step) noexcept;
   void internal_failure(const char* what) noexcept;
