@@ -80,14 +80,17 @@ TEST_CASE("deadlines: a cancelled request's late reply is not mistaken for the n
   test::run([]() -> asio::awaitable<void> {
     auto conn = co_await test::open_connection();
     auto ch = co_await conn.open_channel();
-    // The deadline passes long before queue.declare-ok can arrive, unless
-    // this thread is held up for a whole round trip between sending the
-    // declare and its next look at the timers (a loaded machine): then the
-    // reply is there when the timer is, the declare wins, and the test takes
-    // a new name and tries again.
+    // The deadline passes long before queue.declare-ok can arrive: the
+    // broker first routes 2,000 unroutable publishes sent ahead of the
+    // declare on the same channel, milliseconds of work. Were this thread
+    // held up that long before it looks at its timers, the reply would be
+    // there with the timer and the declare would win: the test then takes a
+    // new name and tries again.
+    const std::string filler(1024, 'f');
     std::string name;
     error_info e;
     for (int attempt = 0; attempt < 20; ++attempt) {
+      for (int i = 0; i < 2000; ++i) co_await ch.publish("", "warren-test-nowhere", filler);
       name = test::unique_name("late-reply");
       auto declare = ch.queue_declare(name, {.exclusive = true});
       e = co_await test::error_of(with_timeout(std::move(declare), 1us));
