@@ -1178,13 +1178,24 @@ void connection_core::refuse_content(std::uint16_t ch, channel_state& c) {
   // end: a channel we are closing drops the content anyway; any other closes
   // with the error (the broker requeues what it delivered there, this
   // message included, once it has closed).
-  if (c.state == channel_state::status::closing) {
-    c.content_for = channel_state::target::discarded;
-    c.content.skip_body();
-    return;
-  }
   const std::string size = std::to_string(c.content.declared_size());
   const std::string limit = std::to_string(c.content.max_body_size());
+  if (c.state == channel_state::status::closing) {
+    const bool for_get = c.content_for == channel_state::target::get_ok;
+    c.content_for = channel_state::target::discarded;
+    c.content.skip_body();
+    if (for_get) {
+      // The basic.get this answers still waits, and our channel.close waits
+      // behind it: the get fails, and the close goes out.
+      pending_request req = c.requests.pop_front();
+      complete(req.done,
+               failed(info(errc::message_too_large,
+                           "a message of " + size + " bytes on channel " + std::to_string(ch) +
+                               " is larger than max_body_size (" + limit + " bytes)")));
+      pump(c);
+    }
+    return;
+  }
   abandon_channel(ch,
                   info(errc::message_too_large,
                        "a message of " + size + " bytes on channel " + std::to_string(ch) +

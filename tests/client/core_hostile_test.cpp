@@ -419,6 +419,33 @@ TEST_CASE("core a basic.get-ok over max_body_size fails the get and closes the c
   CHECK(s.core.is_open());
 }
 
+TEST_CASE("core a get-ok over max_body_size while a close waits fails the get, then closes") {
+  detail::core_config cfg;
+  cfg.max_body_size = 100;
+  script s(cfg);
+  s.handshake();
+  const auto ch = s.open_channel();
+  basic_get g;
+  g.queue = "q";
+  auto got = s.request(ch, g);
+  s.expect<basic_get>(ch);
+  // The close waits behind the get on the wire.
+  recorder closed;
+  s.core.close_channel(ch, s.core.next_op_id(), closed.cb());
+  s.expect_silence();
+  basic_get_ok ok;
+  ok.delivery_tag = 1;
+  s.send_message(ch, ok, std::string(1000, 'x'), {}, 300);
+  REQUIRE(got.done());
+  CHECK(got.code() == errc::message_too_large);
+  s.expect<channel_close>(ch);
+  s.expect_silence();
+  CHECK(s.core.is_open());
+  s.send(ch, channel_close_ok{});
+  REQUIRE(closed.done());
+  CHECK(closed.ok());
+}
+
 TEST_CASE("core a delivery over max_body_size on a channel being closed is skipped") {
   detail::core_config cfg;
   cfg.max_body_size = 100;
