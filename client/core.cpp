@@ -1175,11 +1175,14 @@ void connection_core::abandon_channel(std::uint16_t ch, const error_info& why,
 
 void connection_core::refuse_content(std::uint16_t ch, channel_state& c) {
   // The body frames that follow can be skipped, so the connection need not
-  // end: a channel we are closing drops the content anyway; any other closes
-  // with the error (the broker requeues what it delivered there, this
-  // message included, once it has closed).
+  // end: a channel we are closing drops the content anyway (failing the
+  // basic.get it answers, if any); any other closes with the error (the
+  // broker requeues what it delivered there, this message included, once it
+  // has closed).
   const std::string size = std::to_string(c.content.declared_size());
   const std::string limit = std::to_string(c.content.max_body_size());
+  const std::string what = "a message of " + size + " bytes on channel " + std::to_string(ch) +
+                           " is larger than max_body_size (" + limit + " bytes)";
   if (c.state == channel_state::status::closing) {
     const bool for_get = c.content_for == channel_state::target::get_ok;
     c.content_for = channel_state::target::discarded;
@@ -1188,22 +1191,14 @@ void connection_core::refuse_content(std::uint16_t ch, channel_state& c) {
       // The basic.get this answers still waits, and our channel.close waits
       // behind it: the get fails, and the close goes out.
       pending_request req = c.requests.pop_front();
-      complete(req.done,
-               failed(info(errc::message_too_large,
-                           "a message of " + size + " bytes on channel " + std::to_string(ch) +
-                               " is larger than max_body_size (" + limit + " bytes)")));
+      fail_completion(req.done, info(errc::message_too_large, what));
       pump(c);
     }
     return;
   }
-  abandon_channel(ch,
-                  info(errc::message_too_large,
-                       "a message of " + size + " bytes on channel " + std::to_string(ch) +
-                           " is larger than max_body_size (" + limit +
-                           " bytes); the channel is closed"),
-                  "closed by the client: a message of " + size + " bytes exceeds its limit of " +
-                      limit,
-                  true);
+  abandon_channel(
+      ch, info(errc::message_too_large, what + "; the channel is closed"),
+      "closed by the client: a message of " + size + " bytes exceeds its limit of " + limit, true);
 }
 
 void connection_core::heartbeat_tick(bool unread_waiting) {
