@@ -107,7 +107,7 @@ TEST_CASE("blocking connect: bad URIs, refused ports, wrong passwords, each as e
 }
 
 TEST_CASE("blocking connect: URI lists, connection_params lists and endpoints") {
-  const int threads_before = test::thread_count();
+  const int threads_before = test::settled_thread_count();
   {
     // The first URI refuses; the second answers.
     std::vector<std::string> uris{uri_for_port(1), test::broker_uri()};
@@ -141,7 +141,7 @@ TEST_CASE("blocking connect: URI lists, connection_params lists and endpoints") 
     CHECK_FALSE(conn);
   }
   // Every connection above, failed ones included, took its thread with it.
-  CHECK(test::thread_count() == threads_before);
+  CHECK(test::thread_count_becomes(threads_before));
 }
 
 TEST_CASE("blocking timeouts: a call that waits too long fails with timeout; all stays usable") {
@@ -320,17 +320,21 @@ TEST_CASE("blocking callback consuming: deliveries not yet handed over go back o
   auto q = pub.queue_declare("", {.exclusive = true});
   test::fill(pub, q.queue, 10);
   int calls = 0;
+  bool all_sent = false;
   ch.basic_consume(q.queue,
                    [&](blocking::channel& c, const message& m) {
                      ++calls;
-                     // Give the other nine time to arrive, then stop: they are nacked.
-                     std::this_thread::sleep_for(200ms);
+                     // Stop once the broker has sent the other nine (none is
+                     // ready): whether they are in the buffer or still on
+                     // the wire, they are nacked back.
+                     all_sent = test::eventually([&] { return test::ready(pub, q.queue) == 0; });
                      c.ack(m.delivery_tag);
                      c.stop_consuming();
                    },
                    {.prefetch = 10});
   CHECK(ch.start_consuming(10s) == blocking::consuming_end::stopped);
   CHECK(calls == 1);
+  CHECK(all_sent);
   CHECK(test::eventually([&] { return test::ready(pub, q.queue) == 9; }));
   auto next = pub.get(q.queue, true);
   REQUIRE(next.has_value());
@@ -356,8 +360,11 @@ TEST_CASE("blocking callback consuming: what the callback throws leaves start_co
   CHECK(ch.start_consuming(300ms, ec) == blocking::consuming_end::time_limit);
   CHECK_FALSE(ec);
   CHECK(acked == std::vector<std::string>{"m0", "m2"});
-  ch.recover(true);  // m1 comes again, redelivered
-  CHECK(ch.start_consuming(300ms) == blocking::consuming_end::time_limit);
+  ch.recover(true);  // m1 comes again, redelivered, soon after recover-ok
+  CHECK(test::eventually([&] {
+    CHECK(ch.start_consuming(50ms) == blocking::consuming_end::time_limit);
+    return acked.size() == 3;
+  }));
   CHECK(acked == std::vector<std::string>{"m0", "m2", "m1"});
 }
 
@@ -423,7 +430,7 @@ TEST_CASE("blocking callback consuming: basic_cancel of one consumer; several at
 }
 
 TEST_CASE("blocking lifetime: destroying the connection closes it and joins its thread") {
-  const int threads_before = test::thread_count();
+  const int threads_before = test::settled_thread_count();
   blocking::channel survivor;
   blocking::consumer pull;
   std::string name;
@@ -438,7 +445,7 @@ TEST_CASE("blocking lifetime: destroying the connection closes it and joins its 
     pull = survivor.consume(q.queue);
     survivor.basic_consume(q.queue, [](blocking::channel&, const message&) {});
   }
-  CHECK(test::thread_count() == threads_before);
+  CHECK(test::thread_count_becomes(threads_before));
   // Handles that outlived the connection: calls fail, queries answer.
   std::error_code ec;
   survivor.queue_declare("", {}, {}, ec);
@@ -496,18 +503,18 @@ TEST_CASE("blocking lifetime: a connection closed by the broker fails calls with
 }
 
 TEST_CASE("blocking: a connection moved, and moved onto another") {
-  const int threads_before = test::thread_count();
+  const int threads_before = test::settled_thread_count();
   auto a = test::open_blocking();
   const int one = test::thread_count() - threads_before;  // the I/O thread and Asio's resolver
   CHECK(one >= 1);
   auto b = test::open_blocking();
-  CHECK(test::thread_count() == threads_before + 2 * one);
+  CHECK(test::thread_count_becomes(threads_before + 2 * one));
   blocking::connection c(std::move(a));
   CHECK_FALSE(a);
   CHECK(c.is_open());
   c = std::move(b);  // the first connection is closed here
-  CHECK(test::thread_count() == threads_before + one);
+  CHECK(test::thread_count_becomes(threads_before + one));
   CHECK(c.is_open());
   c.close();
-  CHECK(test::thread_count() == threads_before);
+  CHECK(test::thread_count_becomes(threads_before));
 }

@@ -48,7 +48,11 @@ inline bool eventually(const std::function<bool()>& done,
   return true;
 }
 
-// The number of threads of this process.
+// The number of threads of this process, as /proc/self/task lists them.
+// A thread that has been joined can still be listed for a moment: the kernel
+// wakes pthread_join() before it takes the thread off the list. So a count
+// that must not include joined threads is read with settled_thread_count()
+// or waited for with thread_count_becomes().
 inline int thread_count() {
   int n = 0;
   if (DIR* d = ::opendir("/proc/self/task")) {
@@ -57,6 +61,25 @@ inline int thread_count() {
     ::closedir(d);
   }
   return n;
+}
+
+// Whether thread_count() reaches `n` within `limit`.
+inline bool thread_count_becomes(
+    int n, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  return eventually([n] { return thread_count() == n; }, limit);
+}
+
+// thread_count() once it has held still for 50 ms (at most 5 s of waiting):
+// the count to compare with later, without threads joined just before.
+inline int settled_thread_count() {
+  int last = thread_count();
+  for (int still = 0, polls = 0; still < 5 && polls < 500; ++polls) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    const int now = thread_count();
+    still = now == last ? still + 1 : 0;
+    last = now;
+  }
+  return last;
 }
 
 }  // namespace warren::test
