@@ -10,19 +10,6 @@ namespace warren::detail {
 
 namespace {
 
-op_result failed(const error_info& why) {
-  op_result r;
-  r.error = why;
-  return r;
-}
-
-op_result aborted() {
-  op_result r;
-  r.error.code = std::make_error_code(std::errc::operation_canceled);
-  r.error.text = "operation cancelled";
-  return r;
-}
-
 error_info info(std::error_code ec, std::string text = {}) {
   error_info e;
   e.code = ec;
@@ -682,7 +669,7 @@ void connection_core::next_return(std::uint16_t ch, std::uint64_t id, completion
   channel_state* c = find_channel(ch);
   if (c == nullptr || c->state == channel_state::status::free ||
       c->state == channel_state::status::abandoned) {
-    done.consume(failed(channel_error(ch)));
+    done.consume(failed_result(channel_error(ch)));
     return;
   }
   if (!c->returns.empty()) {
@@ -693,8 +680,8 @@ void connection_core::next_return(std::uint16_t ch, std::uint64_t id, completion
     return;
   }
   if (c->return_waiter.done) {
-    done.consume(failed(info(std::make_error_code(std::errc::operation_in_progress),
-                             "another next_return() is already waiting")));
+    done.consume(failed_result(info(std::make_error_code(std::errc::operation_in_progress),
+                                    "another next_return() is already waiting")));
     return;
   }
   c->return_waiter = {id, std::move(done)};
@@ -709,12 +696,12 @@ void connection_core::next_event(std::uint64_t id, completion done) {
     return;
   }
   if (phase_ == phase::closed) {
-    done.consume(failed(close_reason_));
+    done.consume(failed_result(close_reason_));
     return;
   }
   if (event_waiter_.done) {
-    done.consume(failed(info(std::make_error_code(std::errc::operation_in_progress),
-                             "another next_notice() is already waiting")));
+    done.consume(failed_result(info(std::make_error_code(std::errc::operation_in_progress),
+                                    "another next_notice() is already waiting")));
     return;
   }
   event_waiter_ = {id, std::move(done)};
@@ -763,7 +750,7 @@ void connection_core::enqueue_request(std::uint16_t ch, std::uint32_t key,
   const bool closing = key == channel_close::key && c != nullptr &&
                        c->state == channel_state::status::closing;
   if (!opening && !closing && check_channel(ch)) {
-    done.consume(failed(channel_error(ch)));
+    done.consume(failed_result(channel_error(ch)));
     return;
   }
   pending_request req;
@@ -778,7 +765,7 @@ void connection_core::enqueue_request(std::uint16_t ch, std::uint32_t key,
 
 std::uint16_t connection_core::open_channel(std::uint64_t id, completion done) {
   if (phase_ != phase::open) {
-    done.consume(failed(channel_error(0)));
+    done.consume(failed_result(channel_error(0)));
     return 0;
   }
   const std::uint32_t limit = channel_max_ == 0 ? 0xFFFF : channel_max_;
@@ -789,8 +776,8 @@ std::uint16_t connection_core::open_channel(std::uint64_t id, completion done) {
       found = static_cast<std::uint16_t>(cand);
   }
   if (found == 0) {
-    done.consume(failed(info(errc::channel_limit, "all " + std::to_string(limit) +
-                                                      " channels are in use")));
+    done.consume(failed_result(
+        info(errc::channel_limit, "all " + std::to_string(limit) + " channels are in use")));
     return 0;
   }
   channel_hint_ = static_cast<std::uint16_t>(found % limit + 1);
@@ -829,7 +816,7 @@ void connection_core::consume(std::uint16_t ch, const basic_consume& m,
                               completion done) {
   byte_buffer frame;
   if (error_info e = encode_method(frame, ch, m)) {
-    done.consume(failed(e));
+    done.consume(failed_result(e));
     return;
   }
   consumer->channel = ch;
@@ -934,7 +921,7 @@ connection_core::channel_state* connection_core::publish_channel(std::uint16_t c
     return channels_[ch].get();
   error_info why = channel_error(ch);
   if (!why) why = info(errc::channel_closed);
-  complete(done, failed(why));
+  complete(done, failed_result(why));
   ec = why.code;
   return nullptr;
 }
@@ -964,7 +951,7 @@ std::error_code connection_core::publish(const publish_frame_args& args,
   channel_state* c = publish_channel(args.channel, done, ec);
   if (c == nullptr) return ec;
   if ((ec = encode_publish(out(), args, props, body, publish_frame_max()))) {
-    complete(done, failed(info(ec)));
+    complete(done, failed_result(info(ec)));
     return ec;
   }
   ++counters_.publishes;
@@ -983,7 +970,7 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
   if (c == nullptr) return ec;
   if (!prepared.ready() || prepared.frame_max() != publish_frame_max()) {
     ec = std::make_error_code(std::errc::invalid_argument);
-    complete(done, failed(info(ec, "the prepared publish was made for another connection")));
+    complete(done, failed_result(info(ec, "the prepared publish was made for another connection")));
     return ec;
   }
   prepared.encode(out(), body, publish_frames_other_than_three_);
@@ -1065,11 +1052,11 @@ void connection_core::notify_writable(channel_state& c) {
 void connection_core::wait_for_confirms(std::uint16_t ch, std::uint64_t id, completion done) {
   channel_state* c = find_channel(ch);
   if (check_channel(ch) || c == nullptr) {
-    done.consume(failed(channel_error(ch)));
+    done.consume(failed_result(channel_error(ch)));
     return;
   }
   if (!c->confirms.enabled()) {
-    done.consume(failed(info(errc::not_in_confirm_mode)));
+    done.consume(failed_result(info(errc::not_in_confirm_mode)));
     return;
   }
   c->confirms.wait(id, std::move(done));
@@ -1083,7 +1070,7 @@ void connection_core::close(std::uint16_t code, std::string text, std::uint64_t 
     return;
   }
   if (phase_ == phase::closing) {
-    done.consume(failed(info(errc::connection_closed, "close already in progress")));
+    done.consume(failed_result(info(errc::connection_closed, "close already in progress")));
     return;
   }
   error_info why = info(errc::connection_closed, "connection closed by the client");
@@ -1091,7 +1078,7 @@ void connection_core::close(std::uint16_t code, std::string text, std::uint64_t 
   m.reply_code = code;
   m.reply_text = std::move(text);
   if (error_info e = encode_method(out(), 0, m, &counters_.frames_out)) {
-    done.consume(failed(e));
+    done.consume(failed_result(e));
     return;
   }
   if (logging())
@@ -1229,7 +1216,7 @@ void connection_core::heartbeat_tick(bool unread_waiting) {
 bool connection_core::cancel_op(std::uint64_t id) {
   if (id == 0) return false;
   if (open_id_ == id && on_open_) {
-    fail_all(aborted().error);
+    fail_all(aborted_info());
     return true;
   }
   if (cancel_waiter(close_waiter_, id) || cancel_waiter(event_waiter_, id)) return true;
@@ -1274,11 +1261,11 @@ void connection_core::fail_all(const error_info& why, bool report) {
     log(log_level::error, "connection failed: " + escaped(why.describe()));
   if (phase_ != phase::closing || !close_reason_) close_reason_ = why;
   phase_ = phase::closed;
-  complete(on_open_, failed(why));
-  complete(close_waiter_.done, failed(why));
+  complete(on_open_, failed_result(why));
+  complete(close_waiter_.done, failed_result(why));
   for (std::size_t ch = 0; ch < channels_.size(); ++ch)
     fail_channel(static_cast<std::uint16_t>(ch), why);
-  complete(event_waiter_.done, failed(why));
+  complete(event_waiter_.done, failed_result(why));
   full_streams_ = 0;
   needs_service();  // the transport is to be closed
 }

@@ -312,12 +312,6 @@ class connection_core {
     return output_;
   }
 
-  static op_result failed_result(error_info why) {
-    op_result r;
-    r.error = std::move(why);
-    return r;
-  }
-
   // Appends one method frame to `out`; if it cannot be encoded, or is larger
   // than frame_max, appends nothing and returns why. `sent` (when given)
   // counts the frame.
