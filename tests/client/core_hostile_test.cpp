@@ -32,6 +32,22 @@ void flood(script& s, std::uint16_t ch, const M& m, std::size_t count) {
   s.feed(all);
 }
 
+// A core that takes message bodies of up to 100 bytes.
+detail::core_config body_limit_100() {
+  detail::core_config cfg;
+  cfg.max_body_size = 100;
+  return cfg;
+}
+
+// Sends basic.get of queue "q" on `ch` and takes it off the wire; the get's record.
+recorder get_from_q(script& s, std::uint16_t ch) {
+  basic_get g;
+  g.queue = "q";
+  auto got = s.request(ch, g);
+  s.expect<basic_get>(ch);
+  return got;
+}
+
 }  // namespace
 
 TEST_CASE("core encode errors fail the call locally and send nothing") {
@@ -357,9 +373,7 @@ TEST_CASE("core heartbeats while reading is paused") {
 }
 
 TEST_CASE("core a delivery over max_body_size closes its channel, not the connection") {
-  detail::core_config cfg;
-  cfg.max_body_size = 100;
-  script s(cfg);
+  script s(body_limit_100());
   s.handshake();
   const auto ch = s.open_channel();
   const auto other = s.open_channel();
@@ -401,15 +415,10 @@ TEST_CASE("core a delivery over max_body_size closes its channel, not the connec
 }
 
 TEST_CASE("core a basic.get-ok over max_body_size fails the get and closes the channel") {
-  detail::core_config cfg;
-  cfg.max_body_size = 100;
-  script s(cfg);
+  script s(body_limit_100());
   s.handshake();
   const auto ch = s.open_channel();
-  basic_get g;
-  g.queue = "q";
-  auto got = s.request(ch, g);
-  s.expect<basic_get>(ch);
+  auto got = get_from_q(s, ch);
   basic_get_ok ok;
   ok.delivery_tag = 1;
   s.send_message(ch, ok, std::string(101, 'x'));
@@ -420,15 +429,10 @@ TEST_CASE("core a basic.get-ok over max_body_size fails the get and closes the c
 }
 
 TEST_CASE("core a get-ok over max_body_size while a close waits fails the get, then closes") {
-  detail::core_config cfg;
-  cfg.max_body_size = 100;
-  script s(cfg);
+  script s(body_limit_100());
   s.handshake();
   const auto ch = s.open_channel();
-  basic_get g;
-  g.queue = "q";
-  auto got = s.request(ch, g);
-  s.expect<basic_get>(ch);
+  auto got = get_from_q(s, ch);
   // The close waits behind the get on the wire.
   recorder closed;
   s.core.close_channel(ch, s.core.next_op_id(), closed.cb());
@@ -447,9 +451,7 @@ TEST_CASE("core a get-ok over max_body_size while a close waits fails the get, t
 }
 
 TEST_CASE("core a delivery over max_body_size on a channel being closed is skipped") {
-  detail::core_config cfg;
-  cfg.max_body_size = 100;
-  script s(cfg);
+  script s(body_limit_100());
   s.handshake();
   const auto ch = s.open_channel();
   auto c = s.consume(ch, "q", "t");
