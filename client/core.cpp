@@ -27,10 +27,6 @@ error_info from_close(const M& close) {
   return e;
 }
 
-void complete(completion& c, op_result&& r) {
-  if (c) c.consume(std::move(r));
-}
-
 }  // namespace
 
 error_info connection_core::encode_failure(std::string_view method, std::error_code ec,
@@ -228,7 +224,7 @@ void connection_core::on_handshake_step(handshake::step st) {
   parser_.set_frame_max(frame_max_ == 0 ? cfg_.unlimited_frame_cap : frame_max_);
   phase_ = phase::open;
   op_result ok;
-  complete(on_open_, std::move(ok));
+  on_open_.consume(std::move(ok));
 }
 
 void connection_core::on_connection_method(bytes_view payload) {
@@ -274,7 +270,7 @@ void connection_core::on_connection_method(bytes_view payload) {
         // Both sides closed at once: our close is answered by theirs.
         phase_ = phase::closed;
         op_result ok;
-        complete(close_waiter_.done, std::move(ok));
+        close_waiter_.done.consume(std::move(ok));
         if (logging()) log(log_level::info, "connection closed (the broker closed it too: " +
                                                 escaped(why.describe()) + ")");
       } else if (phase_ == phase::open && logging()) {
@@ -287,7 +283,7 @@ void connection_core::on_connection_method(bytes_view payload) {
       if (phase_ != phase::closing) return wrong_phase();
       phase_ = phase::closed;
       op_result ok;
-      complete(close_waiter_.done, std::move(ok));
+      close_waiter_.done.consume(std::move(ok));
       log(log_level::info, "connection closed");
       fail_all(close_reason_, false);
       return;
@@ -318,7 +314,7 @@ void connection_core::on_connection_method(bytes_view payload) {
     op_result r;
     r.event = std::move(*event_);
     event_.reset();
-    complete(event_waiter_.done, std::move(r));
+    event_waiter_.done.consume(std::move(r));
   }
 }
 
@@ -383,7 +379,7 @@ void connection_core::on_channel_method(std::uint16_t ch, channel_state& c, byte
           c.requests.back().key == channel_close::key) {
         // Closed from both sides at once: theirs answers ours.
         op_result ok;
-        complete(c.requests.back().done, std::move(ok));
+        c.requests.back().done.consume(std::move(ok));
         c.requests.pop_back();
       }
       fail_channel(ch, why);
@@ -486,7 +482,7 @@ void connection_core::on_reply(std::uint16_t ch, channel_state& c, std::uint32_t
   }
   op_result r;
   r.reply = std::move(m);
-  complete(req.done, std::move(r));
+  req.done.consume(std::move(r));
   if (key == channel_close_ok::key) {
     fail_channel(ch, info(errc::channel_closed, "channel closed by the client"));
     return;
@@ -533,7 +529,7 @@ void connection_core::on_content_complete(std::uint16_t ch, channel_state& c) {
         op_result r;
         r.reply = any_method(c.get_ok);
         r.msg = std::move(msg);
-        complete(req.done, std::move(r));
+        req.done.consume(std::move(r));
       } else if (c.state != channel_state::status::closing) {
         // Nobody waits for this message any more: give it back to the queue
         // (closing the channel gives it back anyway).
@@ -635,7 +631,7 @@ void connection_core::on_return(channel_state& c, returned_message&& r) {
   if (c.return_waiter.done) {
     op_result res;
     res.returned = std::move(r);
-    complete(c.return_waiter.done, std::move(res));
+    c.return_waiter.done.consume(std::move(res));
     return;
   }
   // Never a reason to stop reading: the ack the publisher waits for may be
@@ -921,7 +917,7 @@ connection_core::channel_state* connection_core::publish_channel(std::uint16_t c
     return channels_[ch].get();
   error_info why = channel_error(ch);
   if (!why) why = info(errc::channel_closed);
-  complete(done, failed_result(why));
+  fail_completion(done, why);
   ec = why.code;
   return nullptr;
 }
@@ -951,7 +947,7 @@ std::error_code connection_core::publish(const publish_frame_args& args,
   channel_state* c = publish_channel(args.channel, done, ec);
   if (c == nullptr) return ec;
   if ((ec = encode_publish(out(), args, props, body, publish_frame_max()))) {
-    complete(done, failed_result(info(ec)));
+    done.consume(failed_result(info(ec)));
     return ec;
   }
   ++counters_.publishes;
@@ -970,7 +966,7 @@ std::error_code connection_core::publish(const prepared_publish& prepared, bytes
   if (c == nullptr) return ec;
   if (!prepared.ready() || prepared.frame_max() != publish_frame_max()) {
     ec = std::make_error_code(std::errc::invalid_argument);
-    complete(done, failed_result(info(ec, "the prepared publish was made for another connection")));
+    done.consume(failed_result(info(ec, "the prepared publish was made for another connection")));
     return ec;
   }
   prepared.encode(out(), body, publish_frames_other_than_three_);
@@ -1089,7 +1085,7 @@ void connection_core::close(std::uint16_t code, std::string text, std::uint64_t 
     // Mid-handshake: nothing to wait for.
     phase_ = phase::closed;
     op_result ok;
-    complete(close_waiter_.done, std::move(ok));
+    close_waiter_.done.consume(std::move(ok));
     fail_all(why);
     return;
   }
@@ -1261,11 +1257,11 @@ void connection_core::fail_all(const error_info& why, bool report) {
     log(log_level::error, "connection failed: " + escaped(why.describe()));
   if (phase_ != phase::closing || !close_reason_) close_reason_ = why;
   phase_ = phase::closed;
-  complete(on_open_, failed_result(why));
-  complete(close_waiter_.done, failed_result(why));
+  fail_completion(on_open_, why);
+  fail_completion(close_waiter_.done, why);
   for (std::size_t ch = 0; ch < channels_.size(); ++ch)
     fail_channel(static_cast<std::uint16_t>(ch), why);
-  complete(event_waiter_.done, failed_result(why));
+  fail_completion(event_waiter_.done, why);
   full_streams_ = 0;
   needs_service();  // the transport is to be closed
 }
@@ -1296,7 +1292,7 @@ void connection_core::on_transport_error(std::error_code ec, std::string text) {
   if (closing) {
     // The broker may drop the socket right after close-ok: that is a close.
     op_result ok;
-    complete(close_waiter_.done, std::move(ok));
+    close_waiter_.done.consume(std::move(ok));
     log(log_level::info, "connection closed (the broker dropped the socket)");
   }
   fail_all(info(errc::connection_lost,
